@@ -1,0 +1,190 @@
+//! Command-line surface: flag parsing (clap), loading configuration, and the exit-code
+//! table. Each subcommand lives in its own file and calls into the library; this module
+//! only wires them up and reports failures.
+
+mod keys;
+mod manifest;
+mod plugins;
+mod verify;
+
+use clap::{Args, Parser, Subcommand};
+use edge_runner::config::{self, Config};
+use edge_runner::reason::Refusal;
+use std::path::PathBuf;
+
+/// Exit codes, the documented contract with scripts and supervisors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// The task verified (and, for `run`, the tool ran and exited 0).
+    Ok = 0,
+    /// The tool ran and failed (non-zero exit, signal or timeout).
+    ToolFailed = 1,
+    /// Usage or configuration error.
+    Usage = 2,
+    /// The task was refused; the reason code is on stderr.
+    Denied = 3,
+    /// The runner itself failed (I/O, sandbox setup, plugin engine).
+    RunnerFailed = 4,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  the task verified (run: the tool ran and exited 0)
+  1  the tool ran and failed (non-zero exit, signal or timeout)
+  2  usage or configuration error
+  3  the task was refused; the stable reason code is printed on stderr
+  4  the runner itself failed (I/O, sandbox setup, plugin engine)";
+
+/// A hardened edge execution host: verifies signed tasks through WebAssembly plugins and
+/// runs digest-pinned tools in a sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "edge-runner", version, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Configuration file [default: $EDGE_RUNNER_CONFIG, else /etc/edge-runner/config.toml
+    /// when it exists, else built-in defaults].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Verify(verify::VerifyArgs),
+    Plugins(plugins::PluginsArgs),
+    Keys(keys::KeysArgs),
+    Manifest(manifest::ManifestArgs),
+}
+
+/// Why a command did not succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad flags or configuration (exit 2).
+    Usage(anyhow::Error),
+    /// The task was refused (exit 3).
+    Denied(Refusal),
+    /// The runner is broken (exit 4).
+    Runner(anyhow::Error),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> Exit {
+        match self {
+            Failure::Usage(_) => Exit::Usage,
+            Failure::Denied(_) => Exit::Denied,
+            Failure::Runner(_) => Exit::RunnerFailed,
+        }
+    }
+
+    /// Prints the failure once, with its cause chain, on stderr.
+    #[allow(clippy::print_stderr)]
+    pub fn report(&self) {
+        match self {
+            Failure::Denied(r) => {
+                eprintln!("error[{}]: {} (stage: {})", r.reason.code(), r.message, r.stage());
+            }
+            Failure::Usage(e) | Failure::Runner(e) => eprintln!("error: {e:#}"),
+        }
+    }
+}
+
+pub type CmdResult = Result<Exit, Failure>;
+
+pub fn run(cli: Cli) -> CmdResult {
+    match cli.command {
+        Command::Verify(args) => verify::run(&cli.global, args),
+        Command::Plugins(args) => plugins::run(&cli.global, args),
+        Command::Keys(args) => keys::run(args),
+        Command::Manifest(args) => manifest::run(args),
+    }
+}
+
+pub fn init_logging(global: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = match global.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("EDGE_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match global.log_format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Loads the configuration named by `--config`, `$EDGE_RUNNER_CONFIG`, or the default
+/// path when it exists; otherwise the built-in defaults.
+pub fn load_config(global: &Global) -> Result<Config, Failure> {
+    let explicit = global
+        .config
+        .clone()
+        .or_else(|| std::env::var_os(config::ENV_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+    let path = match explicit {
+        Some(p) => p,
+        None => {
+            let p = PathBuf::from(config::DEFAULT_PATH);
+            if !p.exists() {
+                return Ok(Config::default());
+            }
+            p
+        }
+    };
+    Config::load(&path).map_err(|e| Failure::Usage(e.into()))
+}
+
+/// Builds the plugin host and verifier registry from the configuration.
+pub fn load_verifiers(config: &Config) -> Result<edge_runner::plugins::Verifiers, Failure> {
+    use edge_runner::plugins::{CompileCache, PluginHost, Verifiers};
+    let cache = config
+        .plugin_cache_dir()
+        .map(|d| CompileCache::at(&d))
+        .unwrap_or_else(CompileCache::disabled);
+    let host = PluginHost::new(config.plugins.limits(), cache).map_err(|e| Failure::Runner(e.into()))?;
+    Verifiers::load(host, &config.plugins.verifier_overrides()).map_err(|e| Failure::Usage(e.into()))
+}
+
+/// Reads a task from a file or `-` (stdin), bounded by `max` bytes (+1 to detect
+/// oversize without reading everything).
+pub fn read_task(path: &std::path::Path, max: usize) -> Result<Vec<u8>, Failure> {
+    use std::io::Read as _;
+    let mut buf = Vec::new();
+    let limit = max as u64 + 1;
+    let result = if path.as_os_str() == "-" {
+        std::io::stdin().lock().take(limit).read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut buf))
+    };
+    result.map_err(|e| {
+        Failure::Usage(anyhow::Error::new(e).context(format!("failed to read task {}", path.display())))
+    })?;
+    Ok(buf)
+}

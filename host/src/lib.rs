@@ -1,0 +1,23 @@
+//! edge-runner: a hardened edge execution host.
+//!
+//! A task arrives as a compact JWS whose payload is the execution manifest. The pipeline,
+//! one module per stage, data flowing one way:
+//!
+//! ```text
+//! jws::parse -> verify (keys + plugins) -> manifest/claims -> replay -> armory -> sandbox -> events
+//! ```
+//!
+//! Every stage hands the next a typed, already-checked value; any stage that says no
+//! produces a [`reason::Refusal`] with a stable code. Only `sandbox` may contain unsafe
+//! code (and `plugins::cache`, for wasmtime's deserialization).
+#![deny(unsafe_code)]
+
+pub mod config;
+pub mod fsperm;
+pub mod json;
+pub mod jws;
+pub mod keys;
+pub mod plugins;
+pub mod reason;
+pub mod sign;
+pub mod verify;

@@ -1,0 +1,26 @@
+//! The default plugins, built from `plugins/` by `host/build.rs` and embedded in the
+//! binary so that it works with no plugin directory. Nothing else lives here.
+
+include!(concat!(env!("OUT_DIR"), "/embedded_plugins.rs"));
+
+/// A plugin shipped inside the binary.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    pub name: &'static str,
+    pub bytes: &'static [u8],
+    pub sha256: &'static str,
+}
+
+/// Every default verifier plugin.
+pub const VERIFIERS: &[Builtin] = &[
+    Builtin {
+        name: "hs256",
+        bytes: HS256,
+        sha256: HS256_SHA256,
+    },
+    Builtin {
+        name: "es256",
+        bytes: ES256,
+        sha256: ES256_SHA256,
+    },
+];

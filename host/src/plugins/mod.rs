@@ -1,0 +1,307 @@
+//! The wasmtime side of edge-runner: one engine, plugin loading (embedded defaults or
+//! digest-pinned files), the compile cache, and typed calls into verifier and
+//! event-mapper components.
+//!
+//! Flow, top to bottom: `engine::build` -> `PluginHost::load_*` (read, pin check,
+//! compile or deserialize, link, `InstancePre`, `info()`) -> a fresh `Store` per call
+//! with fuel and a memory cap -> typed call -> any trap, exhausted budget or malformed
+//! return becomes a [`PluginFault`], which callers turn into a refusal. This module must
+//! not decide whether a task is acceptable; it only reports what the plugin said.
+
+mod bindings;
+pub mod cache;
+pub mod embedded;
+mod engine;
+mod store;
+pub mod verifier;
+
+pub use cache::CompileCache;
+pub use engine::PluginLimits;
+pub use verifier::{VerifierPlugin, Verifiers, VerifyFailure};
+
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Trap};
+
+/// The WIT package version this host implements; a plugin built against another version
+/// does not export the expected interface names and is refused naming this one.
+pub const WIT_PACKAGE: &str = "edge-runner:plugin@0.1.0";
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Embedded in the binary.
+    Builtin,
+    /// Loaded from a file pinned by sha256 in the configuration.
+    File(PathBuf),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Builtin => f.write_str("builtin"),
+            Origin::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+/// A plugin file named in the configuration, with its required sha256 pin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PinnedFile {
+    pub path: PathBuf,
+    /// `sha256:<64 lowercase hex>`.
+    pub sha256: String,
+}
+
+/// A plugin could not be loaded. These are configuration errors: the runner refuses to
+/// start rather than run with a plugin it cannot trust.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("failed to set up the WebAssembly engine")]
+    Engine(#[source] wasmtime::Error),
+    #[error("failed to read plugin {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("plugin {path} is larger than {limit} bytes")]
+    TooLarge { path: PathBuf, limit: usize },
+    #[error(
+        "plugin {path} does not match its pin: the configuration expects {expected}, \
+         the file hashes to {actual}; update the pin only if you trust the new file"
+    )]
+    DigestMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("plugin {label} is not a valid WebAssembly component")]
+    Compile {
+        label: String,
+        #[source]
+        source: wasmtime::Error,
+    },
+    #[error(
+        "plugin {label} imports an interface plugins are not granted (only the deny-all \
+         wasi:cli and wasi:io surface is linked; no filesystem, network, clocks or random)"
+    )]
+    Ungranted {
+        label: String,
+        #[source]
+        source: wasmtime::Error,
+    },
+    #[error(
+        "plugin {label} does not implement world `{world}` of {WIT_PACKAGE}; rebuild it \
+         against this version of wit/"
+    )]
+    WrongWorld {
+        label: String,
+        world: &'static str,
+        #[source]
+        source: wasmtime::Error,
+    },
+    #[error("plugin {label} failed while describing itself: {fault}")]
+    Info { label: String, fault: PluginFault },
+    #[error("plugin {label} describes itself incorrectly: {problem}")]
+    BadInfo { label: String, problem: String },
+    #[error("plugin {path} is configured for {alg} but implements only: {implemented}")]
+    AlgorithmNotImplemented {
+        path: PathBuf,
+        alg: String,
+        implemented: String,
+    },
+}
+
+/// How a plugin call went wrong (as opposed to the plugin answering "no").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The call used its whole fuel budget (a loop, or far too much work).
+    OutOfFuel { budget: u64 },
+    /// The plugin tried to grow its memory beyond the cap.
+    MemoryLimit { limit: usize, attempted: usize },
+    /// The plugin trapped (a panic, unreachable, out-of-bounds access, stack overflow).
+    Trap(String),
+    /// The plugin returned a value the host cannot accept (malformed canonical ABI data,
+    /// out-of-range fields).
+    BadReturn(String),
+    /// The plugin could not be instantiated for the call.
+    Instantiate(String),
+}
+
+/// A plugin call that faulted. Always a refusal, never an acceptance.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plugin {plugin} {kind}")]
+pub struct PluginFault {
+    pub plugin: String,
+    pub kind: FaultKind,
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FaultKind::OutOfFuel { budget } => {
+                write!(f, "exhausted its fuel budget ({budget} units) and was stopped")
+            }
+            FaultKind::MemoryLimit { limit, attempted } => write!(
+                f,
+                "tried to grow its memory to {attempted} bytes, beyond the limit of {limit}"
+            ),
+            FaultKind::Trap(t) => write!(f, "trapped: {t}"),
+            FaultKind::BadReturn(m) => write!(f, "returned a malformed value: {m}"),
+            FaultKind::Instantiate(m) => write!(f, "could not be instantiated: {m}"),
+        }
+    }
+}
+
+/// The engine, limits, cache and linkers shared by every plugin.
+pub struct PluginHost {
+    engine: Engine,
+    limits: PluginLimits,
+    cache: CompileCache,
+    linker: Linker<store::PluginState>,
+}
+
+impl fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("limits", &self.limits)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Plugin bytes ready to compile, with their identity.
+struct LoadedBytes<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
+    sha256: String,
+    origin: Origin,
+    label: String,
+}
+
+impl PluginHost {
+    pub fn new(limits: PluginLimits, cache: CompileCache) -> Result<Self, PluginError> {
+        let engine = engine::build(&limits).map_err(PluginError::Engine)?;
+        let mut linker = Linker::new(&engine);
+        store::add_deny_all_wasi(&mut linker).map_err(PluginError::Engine)?;
+        Ok(Self {
+            engine,
+            limits,
+            cache,
+            linker,
+        })
+    }
+
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    fn builtin_bytes(b: &embedded::Builtin) -> LoadedBytes<'static> {
+        LoadedBytes {
+            bytes: std::borrow::Cow::Borrowed(b.bytes),
+            sha256: b.sha256.to_owned(),
+            origin: Origin::Builtin,
+            label: format!("builtin:{}", b.name),
+        }
+    }
+
+    /// Reads a plugin file, bounded, and checks it against its pin before anything
+    /// parses it.
+    fn pinned_bytes(&self, file: &PinnedFile) -> Result<LoadedBytes<'static>, PluginError> {
+        let read = |source| PluginError::Read {
+            path: file.path.clone(),
+            source,
+        };
+        let f = std::fs::File::open(&file.path).map_err(read)?;
+        let limit = self.limits.max_component_bytes;
+        let mut bytes = Vec::new();
+        f.take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() > limit {
+            return Err(PluginError::TooLarge {
+                path: file.path.clone(),
+                limit,
+            });
+        }
+        let actual = sha256_id(&bytes);
+        if actual != file.sha256 {
+            return Err(PluginError::DigestMismatch {
+                path: file.path.clone(),
+                expected: file.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(LoadedBytes {
+            bytes: std::borrow::Cow::Owned(bytes),
+            sha256: actual,
+            origin: Origin::File(file.path.clone()),
+            label: file.path.display().to_string(),
+        })
+    }
+
+    fn component(&self, loaded: &LoadedBytes<'_>) -> Result<Component, PluginError> {
+        let hex = loaded.sha256.trim_start_matches("sha256:");
+        self.cache
+            .load(&self.engine, &loaded.bytes, hex, &loaded.label)
+            .map_err(|source| PluginError::Compile {
+                label: loaded.label.clone(),
+                source,
+            })
+    }
+
+    /// Turns a failed call into a fault description, using what the store recorded.
+    fn classify(
+        &self,
+        plugin: &str,
+        error: wasmtime::Error,
+        store: &wasmtime::Store<store::PluginState>,
+    ) -> PluginFault {
+        let kind = if let Some(attempted) = store::memory_denied(store) {
+            FaultKind::MemoryLimit {
+                limit: self.limits.memory_bytes,
+                attempted,
+            }
+        } else if let Some(trap) = error.downcast_ref::<Trap>() {
+            match trap {
+                Trap::OutOfFuel => FaultKind::OutOfFuel {
+                    budget: self.limits.fuel,
+                },
+                other => FaultKind::Trap(other.to_string()),
+            }
+        } else {
+            // Not a trap: the canonical ABI refused what the plugin returned (invalid
+            // UTF-8, an out-of-bounds pointer, a bad discriminant).
+            FaultKind::BadReturn(format!("{error:#}"))
+        };
+        PluginFault {
+            plugin: plugin.to_owned(),
+            kind,
+        }
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_id(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for b in digest.iter() {
+        use fmt::Write as _;
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Bounds and sanitizes text a plugin returned before it reaches logs or events.
+pub(crate) fn plugin_text(s: &str) -> String {
+    crate::jws::printable(s)
+}
+
+/// The default directory for the compile cache under a state directory.
+pub fn cache_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("plugin-cache")
+}

@@ -1,0 +1,312 @@
+//! Verifier plugins: loading one, calling `validate-key` and `verify` in a fresh
+//! instance each time, and the per-algorithm registry built from the embedded defaults
+//! and the configured, digest-pinned overrides.
+//!
+//! This module reports what a plugin answered; it does not pick keys or decide whether a
+//! task is accepted (that is `verify`).
+
+use super::bindings::verifier::exports::edge_runner::plugin::verifier as wit;
+use super::bindings::verifier::{VerifierPlugin as Bindings, VerifierPluginPre};
+use super::{
+    FaultKind, LoadedBytes, Origin, PinnedFile, PluginError, PluginFault, PluginHost, embedded,
+    plugin_text, store,
+};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// The WIT world a verifier implements.
+const WORLD: &str = "verifier-plugin";
+
+/// Upper bounds on what `info()` may return.
+const MAX_ALGORITHMS: usize = 16;
+const MAX_NAME_LEN: usize = 64;
+
+/// An algorithm a plugin implements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlgorithmInfo {
+    pub name: String,
+    pub key_type: String,
+    pub curve: Option<String>,
+}
+
+/// Why a verification did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VerifyFailure {
+    /// Well-formed signature that does not verify.
+    Mismatch,
+    /// The signature is not in the algorithm's encoding.
+    MalformedSignature(String),
+    /// The plugin refused the key.
+    KeyRefused(String),
+    /// The plugin says it does not implement the algorithm.
+    Unsupported(String),
+    /// The call itself failed.
+    Fault(PluginFault),
+}
+
+/// One loaded verifier component, ready to instantiate.
+pub struct VerifierPlugin {
+    pub name: String,
+    pub version: String,
+    pub algorithms: Vec<AlgorithmInfo>,
+    pub origin: Origin,
+    pub sha256: String,
+    pre: VerifierPluginPre<store::PluginState>,
+}
+
+impl fmt::Debug for VerifierPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifierPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("algorithms", &self.algorithms)
+            .field("origin", &self.origin)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+fn key_error_text(e: &wit::KeyError) -> String {
+    match e {
+        wit::KeyError::UnsupportedAlgorithm(a) => {
+            format!("the plugin does not implement {}", plugin_text(a))
+        }
+        wit::KeyError::WrongKeyType(m) | wit::KeyError::Malformed(m) | wit::KeyError::WeakOrInvalid(m) => {
+            plugin_text(m)
+        }
+    }
+}
+
+fn to_jwk(members: &[(String, String)]) -> wit::Jwk {
+    wit::Jwk {
+        members: members
+            .iter()
+            .map(|(name, value)| wit::JwkMember {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    }
+}
+
+impl PluginHost {
+    /// Loads a verifier from its bytes: compile (or cached), link against the deny-all
+    /// surface, check the world, and ask it what it implements.
+    fn load_verifier_bytes(&self, loaded: LoadedBytes<'_>) -> Result<VerifierPlugin, PluginError> {
+        let component = self.component(&loaded)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|source| PluginError::Ungranted {
+                label: loaded.label.clone(),
+                source,
+            })?;
+        let pre = VerifierPluginPre::new(instance_pre).map_err(|source| PluginError::WrongWorld {
+            label: loaded.label.clone(),
+            world: WORLD,
+            source,
+        })?;
+        let mut plugin = VerifierPlugin {
+            name: loaded.label.clone(),
+            version: String::new(),
+            algorithms: Vec::new(),
+            origin: loaded.origin,
+            sha256: loaded.sha256,
+            pre,
+        };
+        let info = self
+            .call(&plugin, |b, s| b.edge_runner_plugin_verifier().call_info(s))
+            .map_err(|fault| PluginError::Info {
+                label: loaded.label.clone(),
+                fault,
+            })?;
+        let bad = |problem: String| PluginError::BadInfo {
+            label: loaded.label.clone(),
+            problem,
+        };
+        if info.name.is_empty() || info.name.len() > MAX_NAME_LEN {
+            return Err(bad(format!("name must be 1 to {MAX_NAME_LEN} bytes")));
+        }
+        if info.algorithms.is_empty() || info.algorithms.len() > MAX_ALGORITHMS {
+            return Err(bad(format!(
+                "must list 1 to {MAX_ALGORITHMS} algorithms, lists {}",
+                info.algorithms.len()
+            )));
+        }
+        for a in &info.algorithms {
+            if a.name.is_empty()
+                || a.name.len() > MAX_NAME_LEN
+                || !a.name.bytes().all(|b| b.is_ascii_graphic())
+                || a.name.eq_ignore_ascii_case("none")
+            {
+                return Err(bad(format!("invalid algorithm name \"{}\"", plugin_text(&a.name))));
+            }
+        }
+        plugin.name = plugin_text(&info.name);
+        plugin.version = plugin_text(&info.version);
+        plugin.algorithms = info
+            .algorithms
+            .into_iter()
+            .map(|a| AlgorithmInfo {
+                name: a.name,
+                key_type: plugin_text(&a.key_type),
+                curve: a.curve.map(|c| plugin_text(&c)),
+            })
+            .collect();
+        Ok(plugin)
+    }
+
+    /// Instantiates `plugin` in a fresh store and runs `f`, turning any failure into a
+    /// [`PluginFault`].
+    fn call<R>(
+        &self,
+        plugin: &VerifierPlugin,
+        f: impl FnOnce(&Bindings, &mut wasmtime::Store<store::PluginState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginFault> {
+        let mut store = store::new_store(&self.engine, &self.limits).map_err(|e| PluginFault {
+            plugin: plugin.name.clone(),
+            kind: FaultKind::Instantiate(format!("{e:#}")),
+        })?;
+        let instance = match plugin.pre.instantiate(&mut store) {
+            Ok(i) => i,
+            Err(e) => return Err(self.classify(&plugin.name, e, &store)),
+        };
+        f(&instance, &mut store).map_err(|e| self.classify(&plugin.name, e, &store))
+    }
+
+    /// Asks the plugin whether `key` (its string members) is a valid key for `alg`.
+    pub fn validate_key(
+        &self,
+        plugin: &VerifierPlugin,
+        alg: &str,
+        members: &[(String, String)],
+    ) -> Result<(), VerifyFailure> {
+        let jwk = to_jwk(members);
+        match self.call(plugin, |b, s| {
+            b.edge_runner_plugin_verifier().call_validate_key(s, alg, &jwk)
+        }) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(VerifyFailure::KeyRefused(key_error_text(&e))),
+            Err(fault) => Err(VerifyFailure::Fault(fault)),
+        }
+    }
+
+    /// Verifies `signature` over `signing_input` with `key` for `alg`, in a fresh instance.
+    pub fn verify(
+        &self,
+        plugin: &VerifierPlugin,
+        alg: &str,
+        members: &[(String, String)],
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), VerifyFailure> {
+        let jwk = to_jwk(members);
+        let answer = self.call(plugin, |b, s| {
+            b.edge_runner_plugin_verifier()
+                .call_verify(s, alg, &jwk, signing_input, signature)
+        });
+        match answer {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(wit::VerifyError::Mismatch)) => Err(VerifyFailure::Mismatch),
+            Ok(Err(wit::VerifyError::MalformedSignature(m))) => {
+                Err(VerifyFailure::MalformedSignature(plugin_text(&m)))
+            }
+            Ok(Err(wit::VerifyError::Key(e))) => Err(VerifyFailure::KeyRefused(key_error_text(&e))),
+            Ok(Err(wit::VerifyError::UnsupportedAlgorithm(a))) => {
+                Err(VerifyFailure::Unsupported(plugin_text(&a)))
+            }
+            Err(fault) => Err(VerifyFailure::Fault(fault)),
+        }
+    }
+}
+
+/// The verifier for each algorithm: embedded defaults, replaced per algorithm by pinned
+/// plugin files from the configuration. An algorithm with no entry is not accepted.
+pub struct Verifiers {
+    host: PluginHost,
+    by_alg: BTreeMap<String, Arc<VerifierPlugin>>,
+}
+
+impl fmt::Debug for Verifiers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.by_alg.iter().map(|(k, v)| (k, &v.name)))
+            .finish()
+    }
+}
+
+impl Verifiers {
+    /// Loads the embedded defaults and the configured overrides (`alg` -> pinned file).
+    /// An override's plugin must list the algorithm it is configured for.
+    pub fn load(
+        host: PluginHost,
+        overrides: &BTreeMap<String, PinnedFile>,
+    ) -> Result<Self, PluginError> {
+        let mut by_alg = BTreeMap::new();
+        for builtin in embedded::VERIFIERS {
+            // Skip loading a default whose every algorithm is overridden.
+            let plugin = host.load_verifier_bytes(PluginHost::builtin_bytes(builtin))?;
+            let plugin = Arc::new(plugin);
+            for a in &plugin.algorithms {
+                if !overrides.contains_key(&a.name) {
+                    by_alg.insert(a.name.clone(), Arc::clone(&plugin));
+                }
+            }
+        }
+        for (alg, file) in overrides {
+            let plugin = host.load_verifier_bytes(host.pinned_bytes(file)?)?;
+            if !plugin.algorithms.iter().any(|a| &a.name == alg) {
+                return Err(PluginError::AlgorithmNotImplemented {
+                    path: file.path.clone(),
+                    alg: alg.clone(),
+                    implemented: plugin
+                        .algorithms
+                        .iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            by_alg.insert(alg.clone(), Arc::new(plugin));
+        }
+        Ok(Self { host, by_alg })
+    }
+
+    /// The plugin that verifies `alg`, if any.
+    pub fn get(&self, alg: &str) -> Option<&VerifierPlugin> {
+        self.by_alg.get(alg).map(|p| p.as_ref())
+    }
+
+    /// Every (algorithm, plugin) pair, sorted by algorithm.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &VerifierPlugin)> {
+        self.by_alg.iter().map(|(a, p)| (a.as_str(), p.as_ref()))
+    }
+
+    pub fn host(&self) -> &PluginHost {
+        &self.host
+    }
+
+    /// See [`PluginHost::validate_key`].
+    pub fn validate_key(
+        &self,
+        plugin: &VerifierPlugin,
+        alg: &str,
+        members: &[(String, String)],
+    ) -> Result<(), VerifyFailure> {
+        self.host.validate_key(plugin, alg, members)
+    }
+
+    /// See [`PluginHost::verify`].
+    pub fn verify(
+        &self,
+        plugin: &VerifierPlugin,
+        alg: &str,
+        members: &[(String, String)],
+        signing_input: &[u8],
+        signature: &[u8],
+    ) -> Result<(), VerifyFailure> {
+        self.host
+            .verify(plugin, alg, members, signing_input, signature)
+    }
+}

@@ -1,0 +1,181 @@
+//! Stable reason codes and pipeline stages for refusals.
+//!
+//! A *refusal* (the task is not acceptable: bad signature, unauthorized digest, replayed
+//! nonce) is a different kind of outcome from a *failure* (the runner is broken: I/O,
+//! configuration, a crashed sandbox setup). Refusals carry one of these codes in events,
+//! logs and on stderr; the codes are part of the public interface and never change meaning.
+//! This module owns the codes only; it must not decide anything.
+
+use std::fmt;
+
+/// The pipeline stage that refused a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Reading and structurally checking the compact JWS.
+    Parse,
+    /// Key selection and signature verification through a verifier plugin.
+    Signature,
+    /// Manifest decoding and claim checks (expiry, age, limits).
+    Claims,
+    /// Nonce replay protection.
+    Replay,
+    /// Tool resolution from the armory.
+    Armory,
+    /// Sandbox policy and launch.
+    Sandbox,
+}
+
+impl Stage {
+    /// The stable lowercase name used in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Parse => "parse",
+            Stage::Signature => "signature",
+            Stage::Claims => "claims",
+            Stage::Replay => "replay",
+            Stage::Armory => "armory",
+            Stage::Sandbox => "sandbox",
+        }
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! reasons {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $stage:ident; )*) => {
+        /// A stable, machine-readable reason for a refusal.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Reason {
+            /// Every reason code, for documentation and tests.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            /// The stable snake_case code.
+            pub fn code(self) -> &'static str {
+                match self { $( Reason::$variant => $code, )* }
+            }
+
+            /// The stage that emits this reason.
+            pub fn stage(self) -> Stage {
+                match self { $( Reason::$variant => Stage::$stage, )* }
+            }
+        }
+    };
+}
+
+reasons! {
+    /// The input exceeds the size cap; nothing was parsed.
+    JwsTooLarge = "jws_too_large", Parse;
+    /// Not a compact JWS: segment count, encoding, or a header that is not a JSON object.
+    JwsMalformed = "jws_malformed", Parse;
+    /// The protected header breaks a rule: duplicate members, wrong member types, too deep.
+    HeaderInvalid = "header_invalid", Parse;
+    /// `alg` is `none` (in any casing) or otherwise not acceptable for a signed task.
+    AlgForbidden = "alg_forbidden", Parse;
+    /// The header lists `crit` extensions this runner does not implement (RFC 7515 4.1.11).
+    CritUnsupported = "crit_unsupported", Parse;
+    /// The header uses the unencoded-payload option `b64` (RFC 7797), which is not supported.
+    B64Unsupported = "b64_unsupported", Parse;
+    /// The header carries or points at a key (`jwk`, `jku`, `x5u`, `x5c`); keys come only
+    /// from the configured key set (RFC 8725 section 3.10).
+    HeaderKeyForbidden = "header_key_forbidden", Parse;
+    /// The header has no `kid`; the runner selects keys by id only.
+    KidMissing = "kid_missing", Signature;
+    /// No configured key has this `kid`.
+    KidUnknown = "kid_unknown", Signature;
+    /// The header's `alg` differs from the selected key's `alg`; the key decides.
+    AlgMismatch = "alg_mismatch", Signature;
+    /// The signature bytes are not in the algorithm's encoding (wrong length, DER, r or s
+    /// out of range).
+    SignatureMalformed = "signature_malformed", Signature;
+    /// The signature does not verify with the selected key.
+    SignatureInvalid = "signature_invalid", Signature;
+    /// The verifier plugin trapped, ran out of fuel or memory, or returned garbage.
+    PluginFailed = "plugin_failed", Signature;
+    /// The payload is not a valid manifest (types, unknown fields, bounds).
+    ManifestInvalid = "manifest_invalid", Claims;
+    /// The manifest's `expires_at` has passed.
+    ManifestExpired = "manifest_expired", Claims;
+    /// The manifest's `issued_at` is in the future beyond the allowed clock skew.
+    ManifestNotYetValid = "manifest_not_yet_valid", Claims;
+    /// `expires_at - issued_at` exceeds the configured maximum manifest age.
+    ManifestLifetimeTooLong = "manifest_lifetime_too_long", Claims;
+    /// A requested limit exceeds the operator's configured maximum.
+    LimitsExceeded = "limits_exceeded", Claims;
+    /// The (tenant, nonce) pair was already used.
+    ReplayedNonce = "replayed_nonce", Replay;
+    /// The replay store cannot be read or written; the runner fails closed.
+    ReplayStoreUnavailable = "replay_store_unavailable", Replay;
+    /// The tool digest is not `sha256:` followed by 64 lowercase hex digits.
+    DigestInvalid = "digest_invalid", Armory;
+    /// No blob with this digest is in the armory.
+    DigestUnknown = "digest_unknown", Armory;
+    /// The blob exists but is not authorized, or its authorization was revoked.
+    DigestUnauthorized = "digest_unauthorized", Armory;
+    /// The stored bytes do not hash to their digest (tampering or corruption).
+    DigestMismatch = "digest_mismatch", Armory;
+    /// The armory itself cannot be trusted (permissions, ownership, unreadable index).
+    ArmoryUntrusted = "armory_untrusted", Armory;
+    /// The requested sandbox backend is not available on this host.
+    SandboxUnavailable = "sandbox_unavailable", Sandbox;
+    /// AppArmor is required but not available on this host.
+    ApparmorUnavailable = "apparmor_unavailable", Sandbox;
+    /// Seccomp is required but cannot be applied on this host.
+    SeccompUnavailable = "seccomp_unavailable", Sandbox;
+    /// The sandbox came up with a posture other than the one requested.
+    PostureMismatch = "posture_mismatch", Sandbox;
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A refused task: which stage said no, the stable reason, and a message a person can act
+/// on. The message never contains secret material (key bytes, expected MACs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct Refusal {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Self {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn stage(&self) -> Stage {
+        self.reason.stage()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_snake_case() {
+        let mut seen = HashSet::new();
+        for r in Reason::ALL {
+            let code = r.code();
+            assert!(seen.insert(code), "duplicate code {code}");
+            assert!(
+                code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code} is not snake_case"
+            );
+        }
+    }
+}
