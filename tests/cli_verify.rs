@@ -220,6 +220,8 @@ fn plugins_lists_the_builtins_with_their_digests() {
     assert_eq!(algs, ["ES256", "HS256"]);
     for p in list.as_array().unwrap() {
         assert_eq!(p["origin"], "builtin");
+        // No ambient authority: the default plugins import nothing at all.
+        assert_eq!(p["imports"], serde_json::json!([]), "{p}");
         assert!(edge_runner::config::is_sha256_id(
             p["sha256"].as_str().unwrap()
         ));

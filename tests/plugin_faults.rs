@@ -98,6 +98,14 @@ fn a_plugin_importing_ungranted_interfaces_refuses_to_load() {
 }
 
 #[test]
+fn a_std_plugin_lists_its_wasi_imports() {
+    // The misbehaving fixture is no_std (no imports); the registry reports per plugin.
+    let v = verifiers_with("HS256", &fixture("misbehaving"), PluginLimits::default()).unwrap();
+    assert!(v.get("HS256").unwrap().imports.is_empty());
+    assert!(v.get("ES256").unwrap().imports.is_empty());
+}
+
+#[test]
 fn a_pin_mismatch_refuses_to_load_naming_both_digests() {
     let path = fixture("misbehaving");
     let wrong = format!("sha256:{}", "0".repeat(64));

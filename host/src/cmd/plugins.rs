@@ -29,6 +29,7 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
             "version": p.version,
             "origin": p.origin.to_string(),
             "sha256": p.sha256,
+            "imports": p.imports,
         }));
     }
     let mut out = std::io::stdout().lock();

@@ -52,6 +52,8 @@ pub struct VerifierPlugin {
     pub algorithms: Vec<AlgorithmInfo>,
     pub origin: Origin,
     pub sha256: String,
+    /// The interfaces the component imports (empty for the `no_std` defaults).
+    pub imports: Vec<String>,
     pre: VerifierPluginPre<store::PluginState>,
 }
 
@@ -63,6 +65,7 @@ impl fmt::Debug for VerifierPlugin {
             .field("algorithms", &self.algorithms)
             .field("origin", &self.origin)
             .field("sha256", &self.sha256)
+            .field("imports", &self.imports)
             .finish_non_exhaustive()
     }
 }
@@ -95,6 +98,11 @@ impl PluginHost {
     /// surface, check the world, and ask it what it implements.
     fn load_verifier_bytes(&self, loaded: LoadedBytes<'_>) -> Result<VerifierPlugin, PluginError> {
         let component = self.component(&loaded)?;
+        let imports = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let instance_pre =
             self.linker
                 .instantiate_pre(&component)
@@ -114,6 +122,7 @@ impl PluginHost {
             algorithms: Vec::new(),
             origin: loaded.origin,
             sha256: loaded.sha256,
+            imports,
             pre,
         };
         let info = self
