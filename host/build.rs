@@ -22,6 +22,7 @@ const FIXTURES: &[(&str, &str)] = &[
         "edge_runner_test_misbehaving",
     ),
     ("edge-runner-test-ungranted", "edge_runner_test_ungranted"),
+    ("edge-runner-test-std-probe", "edge_runner_test_std_probe"),
 ];
 
 #[allow(clippy::print_stderr)] // a build script reports through stderr

@@ -98,6 +98,32 @@ fn a_plugin_importing_ungranted_interfaces_refuses_to_load() {
 }
 
 #[test]
+fn a_std_plugin_runs_against_a_deny_all_wasi_context() {
+    let v = verifiers_with("HS256", &fixture("std-probe"), PluginLimits::default()).unwrap();
+    let imports = &v.get("HS256").unwrap().imports;
+    assert!(
+        imports.iter().any(|i| i.starts_with("wasi:cli/")),
+        "{imports:?}"
+    );
+    assert!(
+        imports
+            .iter()
+            .all(|i| i.starts_with("wasi:cli/") || i.starts_with("wasi:io/")),
+        "only the deny-all surface may be linked: {imports:?}"
+    );
+    let gate = SignatureVerifier::new(keyset(&[SigningKey::hs256("p", &[1; 32]).public_jwk()]), v)
+        .unwrap();
+    let r = refusal(&gate, "p");
+    assert_eq!(r.reason, Reason::SignatureMalformed);
+    // No environment, no arguments, an empty stdin.
+    assert!(
+        r.message.contains("env=0 args=0 stdin=Ok(0)"),
+        "{}",
+        r.message
+    );
+}
+
+#[test]
 fn a_std_plugin_lists_its_wasi_imports() {
     // The misbehaving fixture is no_std (no imports); the registry reports per plugin.
     let v = verifiers_with("HS256", &fixture("misbehaving"), PluginLimits::default()).unwrap();

@@ -49,6 +49,7 @@ pub fn fixture(name: &str) -> PathBuf {
     match name {
         "misbehaving" => PathBuf::from(env!("EDGE_RUNNER_FIXTURE_MISBEHAVING")),
         "ungranted" => PathBuf::from(env!("EDGE_RUNNER_FIXTURE_UNGRANTED")),
+        "std-probe" => PathBuf::from(env!("EDGE_RUNNER_FIXTURE_STD_PROBE")),
         other => panic!("unknown fixture {other}"),
     }
 }

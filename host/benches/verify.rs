@@ -50,14 +50,20 @@ fn bench(c: &mut Criterion) {
     g.bench_function("plugin (fresh instance)", |b| {
         b.iter(|| {
             verifiers
-                .verify(hs_plugin, "HS256", &hs_members, black_box(input), black_box(&hs_sig))
+                .verify(
+                    hs_plugin,
+                    "HS256",
+                    &hs_members,
+                    black_box(input),
+                    black_box(&hs_sig),
+                )
                 .unwrap_or_else(|e| panic!("{e:?}"))
         })
     });
     g.bench_function("native hmac", |b| {
         b.iter(|| {
-            let mut mac = <Hmac<sha2::Sha256>>::new_from_slice(&[7u8; 32])
-                .unwrap_or_else(|e| panic!("{e}"));
+            let mut mac =
+                <Hmac<sha2::Sha256>>::new_from_slice(&[7u8; 32]).unwrap_or_else(|e| panic!("{e}"));
             mac.update(black_box(input));
             mac.verify_slice(black_box(&hs_sig))
                 .unwrap_or_else(|e| panic!("{e}"))
@@ -69,7 +75,13 @@ fn bench(c: &mut Criterion) {
     g.bench_function("plugin (fresh instance)", |b| {
         b.iter(|| {
             verifiers
-                .verify(es_plugin, "ES256", &es_members, black_box(input), black_box(&es_sig))
+                .verify(
+                    es_plugin,
+                    "ES256",
+                    &es_members,
+                    black_box(input),
+                    black_box(&es_sig),
+                )
                 .unwrap_or_else(|e| panic!("{e:?}"))
         })
     });
