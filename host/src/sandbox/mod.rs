@@ -118,7 +118,7 @@ pub enum SandboxError {
     },
     #[error("failed to {step} in the sandbox: {errno}")]
     Child {
-        step: &'static str,
+        step: String,
         errno: nix::errno::Errno,
     },
     #[error("failed to execute the tool: {errno}")]

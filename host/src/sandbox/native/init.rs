@@ -55,7 +55,8 @@ pub(crate) const MSG_GO: u8 = b'G';
 pub(crate) const MSG_READY: u8 = b'R';
 /// Child to parent: the tool was executed.
 pub(crate) const MSG_EXECUTED: u8 = b'X';
-/// Child to parent: a step failed; followed by the step and a little-endian errno (i32).
+/// Child to parent: a step failed; followed by the step, a little-endian errno (i32) and
+/// a little-endian detail (u16: the index of the mount operation that failed).
 pub(crate) const MSG_ERROR: u8 = b'E';
 /// Child to parent: the tool ended; followed by its little-endian raw wait status (i32).
 pub(crate) const MSG_TOOL_ENDED: u8 = b'T';
@@ -102,9 +103,7 @@ steps! {
 #[derive(Debug)]
 pub(crate) struct InitPlan {
     pub mounts: MountPlan,
-    /// The verified executable (close-on-exec, numbered 10 or above, like every
-    /// descriptor below).
-    pub exec_fd: RawFd,
+    /// Every descriptor below is close-on-exec and numbered 10 or above.
     /// The executable starts with `#!`: the kernel hands `/dev/fd/3` to the interpreter,
     /// so descriptor 3 must survive the exec.
     pub script: bool,
@@ -130,7 +129,7 @@ pub(crate) struct InitPlan {
     pub strings: Vec<CString>,
 }
 
-type StepResult<T> = Result<T, (Step, Errno)>;
+type StepResult<T> = Result<T, (Step, Errno, u16)>;
 
 trait At<T> {
     fn at(self, step: Step) -> StepResult<T>;
@@ -138,13 +137,14 @@ trait At<T> {
 
 impl<T> At<T> for Result<T, Errno> {
     fn at(self, step: Step) -> StepResult<T> {
-        self.map_err(|e| (step, e))
+        self.map_err(|e| (step, e, 0))
     }
 }
 
-fn report_error(fd: RawFd, step: Step, errno: Errno) {
+fn report_error(fd: RawFd, step: Step, errno: Errno, detail: u16) {
     let e = (errno as i32).to_le_bytes();
-    let _ = sys::write_all(fd, &[MSG_ERROR, step as u8, e[0], e[1], e[2], e[3]]);
+    let d = detail.to_le_bytes();
+    let _ = sys::write_all(fd, &[MSG_ERROR, step as u8, e[0], e[1], e[2], e[3], d[0], d[1]]);
 }
 
 fn expect(fd: RawFd, want: u8) -> Result<(), Errno> {
@@ -159,8 +159,8 @@ fn expect(fd: RawFd, want: u8) -> Result<(), Errno> {
 /// The child's entry point. Returns the exit code of whichever process returns.
 pub(crate) fn init(plan: &InitPlan) -> i32 {
     let mut out = plan.sync_out;
-    if let Err((step, errno)) = setup(plan, &mut out) {
-        report_error(out, step, errno);
+    if let Err((step, errno, detail)) = setup(plan, &mut out) {
+        report_error(out, step, errno, detail);
         return 126;
     }
     supervise(plan)
@@ -170,7 +170,7 @@ fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     expect(plan.sync_in, MSG_SETUP).at(Step::Wait)?;
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
     nix::unistd::setsid().map(drop).at(Step::Session)?;
-    let tool = build_view(&plan.mounts, plan.exec_fd).at(Step::Mounts)?;
+    let tool = build_view(&plan.mounts).map_err(|(i, e)| (Step::Mounts, e, i))?;
     pivot(&plan.mounts.staging).at(Step::PivotRoot)?;
     nix::unistd::sethostname(plan.hostname).at(Step::Hostname)?;
     if let Some(request) = &plan.apparmor {
@@ -198,21 +198,31 @@ fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     sys::set_no_new_privs().at(Step::NoNewPrivs)?;
     if let Some(programs) = &plan.seccomp {
         for p in &programs.0 {
-            seccompiler::apply_filter(p).map_err(|_| (Step::Seccomp, Errno::last()))?;
+            seccompiler::apply_filter(p).map_err(|_| (Step::Seccomp, Errno::last(), 0))?;
         }
     }
     sys::write_all(SYNC_OUT_FD, &[MSG_READY]).at(Step::Handshake)?;
     expect(SYNC_IN_FD, MSG_GO).at(Step::Handshake)
 }
 
-fn build_view(plan: &MountPlan, exec_fd: RawFd) -> Result<RawFd, Errno> {
+fn build_view(plan: &MountPlan) -> Result<RawFd, (u16, Errno)> {
+    let mut tool: RawFd = -1;
+    for (i, op) in plan.ops.iter().enumerate() {
+        tool = mount_op(op, tool).map_err(|e| (i as u16, e))?;
+    }
+    if tool < 0 {
+        return Err((u16::MAX, Errno::EBADF));
+    }
+    Ok(tool)
+}
+
+/// Performs one operation; returns the tool's descriptor once it is attached.
+fn mount_op(op: &Op, mut tool: RawFd) -> Result<RawFd, Errno> {
     const OPEN_TREE_CLONE: u32 = 1;
     const OPEN_TREE_CLOEXEC: u32 = libc::O_CLOEXEC as u32;
     const AT_RECURSIVE: u32 = libc::AT_RECURSIVE as u32;
-    const AT_EMPTY_PATH: u32 = libc::AT_EMPTY_PATH as u32;
     let none: Option<&CStr> = None;
-    let mut tool: RawFd = -1;
-    for op in &plan.ops {
+    {
         match op {
             Op::MakePrivate => nix::mount::mount(
                 none,
@@ -243,12 +253,12 @@ fn build_view(plan: &MountPlan, exec_fd: RawFd) -> Result<RawFd, Errno> {
                 optional,
             } => {
                 let tree = match sys::open_tree(libc::AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) {
-                    Err(Errno::ENOENT) if *optional => continue,
+                    Err(Errno::ENOENT) if *optional => return Ok(tool),
                     r => r?,
                 };
                 sys::mount_setattr(tree.as_fd(), false, *attr, 0, 0)?;
                 match sys::move_mount_to(tree.as_fd(), target) {
-                    Err(Errno::ENOENT) if *optional => continue,
+                    Err(Errno::ENOENT) if *optional => return Ok(tool),
                     r => r?,
                 }
             }
@@ -268,16 +278,24 @@ fn build_view(plan: &MountPlan, exec_fd: RawFd) -> Result<RawFd, Errno> {
                 let tree = sys::open_tree(libc::AT_FDCWD, target, OPEN_TREE_CLOEXEC)?;
                 sys::mount_setattr(tree.as_fd(), false, *attr, 0, 0)?;
             }
-            Op::AttachTool { target, attr } => {
-                let file = sys::open_tree(exec_fd, c"", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH)?;
+            Op::AttachTool {
+                source,
+                dev,
+                ino,
+                target,
+                attr,
+            } => {
+                const AT_SYMLINK_NOFOLLOW: u32 = libc::AT_SYMLINK_NOFOLLOW as u32;
+                let file = sys::open_tree(libc::AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW)?;
+                let st = nix::sys::stat::fstat(&file)?;
+                if st.st_dev as u64 != *dev || st.st_ino as u64 != *ino {
+                    return Err(Errno::ESTALE);
+                }
                 sys::mount_setattr(file.as_fd(), false, *attr, 0, 0)?;
                 sys::move_mount_to(file.as_fd(), target)?;
                 tool = sys::dup_above(file.as_raw_fd(), 10)?;
             }
         }
-    }
-    if tool < 0 {
-        return Err(Errno::EBADF);
     }
     Ok(tool)
 }
@@ -310,13 +328,13 @@ fn supervise(plan: &InitPlan) -> i32 {
     let (status_r, status_w) = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
         Ok(p) => p,
         Err(e) => {
-            report_error(SYNC_OUT_FD, Step::Fork, e);
+            report_error(SYNC_OUT_FD, Step::Fork, e, 0);
             return 126;
         }
     };
     let tool = match sys::fork_raw() {
         Err(e) => {
-            report_error(SYNC_OUT_FD, Step::Fork, e);
+            report_error(SYNC_OUT_FD, Step::Fork, e, 0);
             return 126;
         }
         Ok(None) => {
@@ -334,12 +352,12 @@ fn supervise(plan: &InitPlan) -> i32 {
             let _ = sys::write_all(SYNC_OUT_FD, &[MSG_EXECUTED]);
         }
         Ok(_) => {
-            report_error(SYNC_OUT_FD, Step::Exec, Errno::from_raw(i32::from_le_bytes(buf)));
+            report_error(SYNC_OUT_FD, Step::Exec, Errno::from_raw(i32::from_le_bytes(buf)), 0);
             let _ = sys::wait_any();
             return 126;
         }
         Err(e) => {
-            report_error(SYNC_OUT_FD, Step::Exec, e);
+            report_error(SYNC_OUT_FD, Step::Exec, e, 0);
             return 126;
         }
     }

@@ -25,7 +25,7 @@ use nix::unistd::{Pid, getegid, geteuid};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::time::{Duration, Instant};
 
 /// How long the child may take to set up before the runner gives up on it.
@@ -89,13 +89,19 @@ pub(crate) fn run(
     let staging = super::state::sandbox_dir(state_dir).join("newroot");
     super::state::private_dir(&staging).map_err(io_err("prepare the staging mount point"))?;
     let masks = mounts::resolve_masks(&policy.rootfs, &policy.all_masked_paths());
-    let mount_plan = mounts::plan(&policy.rootfs, &staging, &masks, policy.tmp_bytes, policy.uid, policy.gid)?;
+    let meta = launch.executable.file.metadata().map_err(io_err("inspect the executable"))?;
+    let mount_plan = mounts::plan(
+        &policy.rootfs,
+        &staging,
+        (launch.executable.path(), meta.dev(), meta.ino()),
+        &masks,
+        policy.tmp_bytes,
+        policy.uid,
+        policy.gid,
+    )?;
 
     let mut head = [0u8; 2];
     let script = launch.executable.file.read_at(&mut head, 0).is_ok_and(|n| n == 2 && head == *b"#!");
-    let exec_fd = sys::dup_above(launch.executable.file.as_raw_fd(), 10)
-        .map(sys::owned)
-        .map_err(errno_err("duplicate the executable's descriptor"))?;
 
     let mut strings = cstrings(
         std::iter::once(mounts::TOOL_PATH.to_owned()).chain(launch.args.iter().cloned()),
@@ -123,7 +129,6 @@ pub(crate) fn run(
     let processes = limits.max_processes.saturating_add(1); // + init
     let init_plan = InitPlan {
         mounts: mount_plan,
-        exec_fd: exec_fd.as_raw_fd(),
         script,
         stdin: stdin_r.as_raw_fd(),
         stdout: stdout_w.as_raw_fd(),
@@ -183,7 +188,7 @@ pub(crate) fn run(
         | libc::CLONE_NEWUTS) as u64;
     let child = sys::clone_child(flags, init::init, &init_plan);
     // The child's ends belong to the child now.
-    drop((stdin_r, stdout_w, stderr_w, sync_in_r, sync_out_w, exec_fd));
+    drop((stdin_r, stdout_w, stderr_w, sync_in_r, sync_out_w));
     let child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -206,7 +211,7 @@ pub(crate) fn run(
         seccomp: if plan.seccomp { 2 } else { 0 },
         namespaces: NAMESPACES,
     };
-    let namespaces = start(&mut guard, policy, rootless, &sync_in_w, &sync_out_r, &expected)?;
+    let namespaces = start(&mut guard, policy, rootless, &sync_in_w, &sync_out_r, &expected, &init_plan)?;
 
     // The tool is running.
     let started = Instant::now();
@@ -331,6 +336,7 @@ fn start(
     sync_in: &OwnedFd,
     sync_out: &OwnedFd,
     expected: &Expected,
+    plan: &InitPlan,
 ) -> Result<Vec<String>, SandboxError> {
     let pid = guard.pid;
     let (outer_uid, outer_gid) = if rootless {
@@ -343,9 +349,20 @@ fn start(
         // dropping a group to get around a "deny" ACL.
         std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(io_err("deny setgroups in the sandbox"))?;
     }
-    std::fs::write(format!("/proc/{pid}/uid_map"), format!("{} {outer_uid} 1\n", policy.uid))
+    // Rootless: the runner's own ids become the tool's. Root: the tool's ids map to
+    // themselves, and root to root so that the setup steps (still uid 0 until step 11)
+    // can create the mount points of the sandbox's own /dev and /run; the tool can never
+    // get back to uid 0 (no capabilities, no_new_privs, SECBIT_NOROOT locked).
+    let map = |inner: u32, outer: u32| {
+        if rootless {
+            format!("{inner} {outer} 1\n")
+        } else {
+            format!("0 0 1\n{inner} {outer} 1\n")
+        }
+    };
+    std::fs::write(format!("/proc/{pid}/uid_map"), map(policy.uid, outer_uid))
         .map_err(io_err("write the sandbox's uid map"))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), format!("{} {outer_gid} 1\n", policy.gid))
+    std::fs::write(format!("/proc/{pid}/gid_map"), map(policy.gid, outer_gid))
         .map_err(io_err("write the sandbox's gid map"))?;
     if let Some(c) = &guard.cgroup {
         c.add(pid).map_err(io_err("move the sandbox into its cgroup"))?;
@@ -354,13 +371,13 @@ fn start(
     let deadline = Instant::now() + SETUP_DEADLINE;
     match read_message(sync_out.as_fd(), guard.pidfd.as_fd(), deadline)? {
         Message::Ready => {}
-        other => return Err(other.into_error("set up the sandbox")),
+        other => return Err(other.into_error("set up the sandbox", plan)),
     }
     let namespaces = posture::confirm(pid, expected).map_err(SandboxError::Refused)?;
     sys::write_all(sync_in.as_raw_fd(), &[init::MSG_GO]).map_err(errno_err("start the tool"))?;
     match read_message(sync_out.as_fd(), guard.pidfd.as_fd(), deadline)? {
         Message::Executed => Ok(namespaces),
-        other => Err(other.into_error("start the tool")),
+        other => Err(other.into_error("start the tool", plan)),
     }
 }
 
@@ -368,15 +385,26 @@ fn start(
 enum Message {
     Ready,
     Executed,
-    Failed(Step, Errno),
+    Failed(Step, Errno, u16),
     Gone,
 }
 
 impl Message {
-    fn into_error(self, what: &str) -> SandboxError {
+    fn into_error(self, what: &str, plan: &InitPlan) -> SandboxError {
         match self {
-            Message::Failed(Step::Exec, errno) => SandboxError::Exec { errno },
-            Message::Failed(step, errno) => SandboxError::Child { step: step.describe(), errno },
+            Message::Failed(Step::Exec, errno, _) => SandboxError::Exec { errno },
+            Message::Failed(Step::Mounts, errno, i) => SandboxError::Child {
+                step: format!(
+                    "{} ({})",
+                    Step::Mounts.describe(),
+                    plan.mounts.ops.get(i as usize).map_or_else(|| "no tool attached".into(), |o| o.describe())
+                ),
+                errno,
+            },
+            Message::Failed(step, errno, _) => SandboxError::Child {
+                step: step.describe().to_owned(),
+                errno,
+            },
             _ => SandboxError::Io {
                 what: what.to_owned(),
                 source: io::Error::other("the sandbox process ended before reporting"),
@@ -424,13 +452,13 @@ fn read_message(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, deadline: Instant) ->
         init::MSG_READY => Ok(Message::Ready),
         init::MSG_EXECUTED => Ok(Message::Executed),
         init::MSG_ERROR => {
-            let mut rest = [0u8; 5];
+            let mut rest = [0u8; 7];
             if !read_exact_deadline(fd, pidfd, &mut rest, deadline)? {
                 return Ok(Message::Gone);
             }
             let step = Step::from_u8(rest[0]).unwrap_or(Step::Handshake);
             let errno = Errno::from_raw(i32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]));
-            Ok(Message::Failed(step, errno))
+            Ok(Message::Failed(step, errno, u16::from_le_bytes([rest[5], rest[6]])))
         }
         _ => Ok(Message::Gone),
     }

@@ -48,8 +48,17 @@ pub(crate) enum Op {
     Symlink { target: CString, link: CString },
     /// Add `attr` to an existing mount (to make a populated tmpfs read-only).
     Remount { target: CString, attr: u64 },
-    /// Attach a clone of the verified executable's mount, with `attr`, at `target`.
-    AttachTool { target: CString, attr: u64 },
+    /// Attach a clone of the mount holding the verified executable, with `attr`, at
+    /// `target`. The clone is taken through `source` (a descriptor's mount cannot be cloned
+    /// from another mount namespace) and refused unless it is the very inode the runner
+    /// holds open (`dev`, `ino`): the bytes executed are the bytes verified.
+    AttachTool {
+        source: CString,
+        dev: u64,
+        ino: u64,
+        target: CString,
+        attr: u64,
+    },
 }
 
 /// `MOUNT_ATTR_*` of `<linux/mount.h>`: per-mount flags set with `mount_setattr(2)`, which
@@ -59,6 +68,24 @@ pub(crate) const ATTR_NOSUID: u64 = 0x2;
 pub(crate) const ATTR_NODEV: u64 = 0x4;
 pub(crate) const ATTR_NOEXEC: u64 = 0x8;
 const ATTR_LOCKED_DOWN: u64 = ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV | ATTR_NOEXEC;
+
+impl Op {
+    /// What the operation does, for error messages.
+    pub fn describe(&self) -> String {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            Op::MakePrivate => "make / private".into(),
+            Op::CloneReadOnly { source, target, .. } => format!("clone {} read-only onto {}", s(source), s(target)),
+            Op::Mount { fstype, target, .. } => format!("mount {} on {}", s(fstype), s(target)),
+            Op::Bind { source, target, .. } => format!("bind {} onto {}", s(source), s(target)),
+            Op::Mkdir { path } => format!("create directory {}", s(path)),
+            Op::Touch { path } => format!("create mount point {}", s(path)),
+            Op::Symlink { link, .. } => format!("create symlink {}", s(link)),
+            Op::Remount { target, .. } => format!("make {} read-only", s(target)),
+            Op::AttachTool { target, .. } => format!("attach the tool at {}", s(target)),
+        }
+    }
+}
 
 /// A path hidden in the sandbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,6 +165,7 @@ pub(crate) struct MountPlan {
 pub(crate) fn plan(
     rootfs: &Path,
     staging: &Path,
+    tool: (&Path, u64, u64),
     masks: &[Mask],
     tmp_bytes: u64,
     uid: u32,
@@ -247,12 +275,17 @@ pub(crate) fn plan(
     ops.push(Op::Mkdir {
         path: at("/run/edge-runner")?,
     });
-    let tool = at(TOOL_PATH)?;
-    ops.push(Op::Touch { path: tool.clone() });
+    let tool_target = at(TOOL_PATH)?;
+    ops.push(Op::Touch {
+        path: tool_target.clone(),
+    });
     // Read-only, so the tool cannot change (or chmod) the verified copy through
     // /proc/self/exe or /dev/fd/3, even where its uid owns the file.
     ops.push(Op::AttachTool {
-        target: tool,
+        source: cstring(tool.0)?,
+        dev: tool.1,
+        ino: tool.2,
+        target: tool_target,
         attr: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
     });
     ops.push(Op::Remount {
@@ -317,7 +350,7 @@ mod tests {
     #[test]
     fn plan_starts_read_only_and_ends_with_masks() {
         let masks = [Mask { path: "/etc/er/keys.json".into(), dir: false }];
-        let p = plan(Path::new("/"), Path::new("/stage"), &masks, 1 << 20, 65534, 65534).unwrap();
+        let p = plan(Path::new("/"), Path::new("/stage"), (Path::new("/a/tool"), 1, 2), &masks, 1 << 20, 65534, 65534).unwrap();
         assert!(matches!(p.ops[0], Op::MakePrivate));
         assert!(matches!(&p.ops[1], Op::CloneReadOnly { target, .. } if target.as_bytes() == b"/stage"));
         assert!(p.ops.iter().any(|o| matches!(o, Op::Mount { target, data, .. }
