@@ -107,12 +107,12 @@ pub(crate) fn build(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
     }
     let process = process.build()?;
 
-    let tmp_opts = format!("size={},mode=700,uid={},gid={}", p.tmp_bytes, p.uid, p.gid);
+    let (size, uid, gid) = (format!("size={}", p.tmp_bytes), format!("uid={}", p.uid), format!("gid={}", p.gid));
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "nodev", "noexec"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "mode=755"])?,
         mount("/sys", "tmpfs", "tmpfs", &["ro", "nosuid", "nodev", "noexec", "mode=555"])?,
-        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", &tmp_opts])?,
+        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", &size, "mode=700", &uid, &gid])?,
         mount("/run", "tmpfs", "tmpfs", &["ro", "nosuid", "nodev", "noexec", "mode=755"])?,
         mount(TOOL_PATH, "bind", input.tool, &["rbind", "ro", "nosuid", "nodev"])?,
     ];
@@ -215,7 +215,7 @@ mod tests {
         assert!(tool["options"].as_array().unwrap().contains(&"ro".into()));
         let tmp = find("/tmp");
         assert_eq!(tmp["type"], "tmpfs");
-        assert!(tmp["options"].as_array().unwrap().iter().any(|o| o.as_str().unwrap().starts_with("size=67108864")));
+        assert!(tmp["options"].as_array().unwrap().iter().any(|o| o == "size=67108864"));
         assert!(find("/sys")["options"].as_array().unwrap().contains(&"ro".into()));
         let key = find("/etc/er/keys.json");
         assert_eq!(key["source"], "/var/lib/er/sandbox/runs/x/masked");
