@@ -211,10 +211,8 @@ pub(crate) fn run(
         seccomp: if plan.seccomp { 2 } else { 0 },
         namespaces: NAMESPACES,
     };
-    let namespaces = start(&mut guard, policy, rootless, &sync_in_w, &sync_out_r, &expected, &init_plan)?;
+    let (namespaces, started) = start(&mut guard, policy, rootless, &sync_in_w, &sync_out_r, &expected, &init_plan)?;
 
-    // The tool is running.
-    let started = Instant::now();
     let mut pump = Pump::new(stdin_w, launch.stdin, stdout_r, stderr_r, limits.output_bytes)
         .map_err(io_err("prepare the tool's standard streams"))?;
     let deadline = started + Duration::from_millis(limits.timeout_ms);
@@ -337,7 +335,7 @@ fn start(
     sync_out: &OwnedFd,
     expected: &Expected,
     plan: &InitPlan,
-) -> Result<Vec<String>, SandboxError> {
+) -> Result<(Vec<String>, Instant), SandboxError> {
     let pid = guard.pid;
     let (outer_uid, outer_gid) = if rootless {
         (geteuid().as_raw(), getegid().as_raw())
@@ -374,9 +372,10 @@ fn start(
         other => return Err(other.into_error("set up the sandbox", plan)),
     }
     let namespaces = posture::confirm(pid, expected).map_err(SandboxError::Refused)?;
+    let started = Instant::now();
     sys::write_all(sync_in.as_raw_fd(), &[init::MSG_GO]).map_err(errno_err("start the tool"))?;
     match read_message(sync_out.as_fd(), guard.pidfd.as_fd(), deadline)? {
-        Message::Executed => Ok(namespaces),
+        Message::Executed => Ok((namespaces, started)),
         other => Err(other.into_error("start the tool", plan)),
     }
 }

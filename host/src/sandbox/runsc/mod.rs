@@ -246,7 +246,8 @@ pub(crate) fn run(
             capabilities: Vec::new(),
             seccomp: plan.seccomp_posture().into(),
             apparmor: plan.apparmor_posture(),
-            network: "none".into(),
+            // --network=none leaves gVisor's own loopback up; nothing leaves the sandbox.
+            network: "loopback-only".into(),
             uid: policy.uid,
             gid: policy.gid,
             no_new_privs: true,
