@@ -89,12 +89,10 @@ impl World {
     }
 
     pub fn policy(&self, backend: BackendChoice) -> SandboxPolicy {
-        let mut p = SandboxPolicy {
-            backend,
-            apparmor: Requirement::IfAvailable,
-            cgroup_parent: self.cgroup_parent.clone(),
-            ..SandboxPolicy::default()
-        };
+        let mut p = SandboxPolicy::default();
+        p.backend = backend;
+        p.apparmor = Requirement::IfAvailable;
+        p.cgroup_parent = self.cgroup_parent.clone();
         p.limits.timeout_ms = 20_000;
         p.with_runner(&self.state, &[self.keys.clone(), self.config.clone(), self.armory.clone()])
     }
