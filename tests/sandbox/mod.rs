@@ -56,7 +56,9 @@ impl World {
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let marker = format!("secret-{}", std::process::id());
+        let suffix = dir.path().file_name().unwrap().to_string_lossy().replace("sandbox-world-", "");
+        // Unique per world: tests run in parallel and look for their own processes.
+        let marker = format!("secret-{}-{suffix}", std::process::id());
         let etc = dir.path().join("etc");
         std::fs::create_dir(&etc).unwrap();
         let keys = etc.join("keys.json");
@@ -76,7 +78,6 @@ impl World {
         let armory = dir.path().join("armory");
         std::fs::create_dir(&armory).unwrap();
         std::fs::set_permissions(&armory, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let suffix = dir.path().file_name().unwrap().to_string_lossy().replace("sandbox-world-", "");
         World {
             state,
             keys,
