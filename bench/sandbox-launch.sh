@@ -54,12 +54,8 @@ for name, args in (("true", ["/bin/true"]), ("script", ["/bin/sh", w + "/hello.s
     os.makedirs(f"{w}/bundle/{name}", exist_ok=True)
     json.dump(c, open(f"{w}/bundle/{name}/config.json", "w"))
 PY
-n=0
-bare_runsc() { # a fresh container id per run, like the runner
-    n=$((n + 1))
-    runsc --root="$WORK/runsc-root" --network=none --ignore-cgroups run --bundle="$WORK/bundle/$1" "bench-$$-$RANDOM$RANDOM"
-}
-export -f bare_runsc; export WORK
+# runsc run deletes its container when it ends, so one id serves every sequential run.
+RUNSC="runsc --root=$WORK/runsc-root --network=none --ignore-cgroups run"
 
 UNSHARE="unshare --user --map-root-user --mount --pid --fork --net --ipc --uts --cgroup"
 BWRAP="bwrap --unshare-all --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --new-session --die-with-parent"
@@ -72,8 +68,8 @@ for target in true script; do
         -n "unshare (user,mount,pid,net,ipc,uts,cgroup)" "$UNSHARE $prog" \
         -n "bwrap --unshare-all" "$BWRAP $prog" \
         -n "edge-runner native" "$ERX --backend native -- $prog"
-    hyperfine --warmup 3 --runs "$((RUNS / 2))" --export-markdown "$OUT/runsc-$target.md" --export-json "$OUT/runsc-$target.json" \
-        -n "bare runsc run" "bash -c 'bare_runsc $target'" \
+    hyperfine -N --warmup 3 --runs "$((RUNS / 2))" --export-markdown "$OUT/runsc-$target.md" --export-json "$OUT/runsc-$target.json" \
+        -n "bare runsc run" "$RUNSC --bundle=$WORK/bundle/$target bench-$target" \
         -n "edge-runner runsc" "$ERX --backend runsc -- $prog"
 done
 cat "$OUT"/native-true.md "$OUT"/native-script.md "$OUT"/runsc-true.md "$OUT"/runsc-script.md

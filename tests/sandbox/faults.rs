@@ -24,10 +24,24 @@ fn fork_bomb_is_contained() {
         };
         let o = world.run(backend, &["forkbomb", &world.marker], limits);
         let out = stdout(&o);
-        let forks: u64 = field(&out, "fork_failed_after").split_whitespace().next().unwrap().parse().unwrap();
-        assert!(forks < 32, "{backend:?}: {forks} forks succeeded with a limit of 32");
-        assert!(o.timed_out, "{backend:?}: the bomb's parent waits to be killed");
-        assert!(host_processes_with(&world.marker).is_empty(), "{backend:?}: bomb processes survived");
+        let forks: u64 = field(&out, "fork_failed_after")
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            forks < 32,
+            "{backend:?}: {forks} forks succeeded with a limit of 32"
+        );
+        assert!(
+            o.timed_out,
+            "{backend:?}: the bomb's parent waits to be killed"
+        );
+        assert!(
+            host_processes_with(&world.marker).is_empty(),
+            "{backend:?}: bomb processes survived"
+        );
     }
 }
 
@@ -56,9 +70,17 @@ fn tool_ignoring_sigterm_is_killed() {
     let world = World::new();
     for backend in BACKENDS {
         let o = world.run(backend, &["ignore-term", &world.marker], quick(1000));
-        assert!(stdout(&o).contains("ignoring"), "{backend:?}: {}", stdout(&o));
+        assert!(
+            stdout(&o).contains("ignoring"),
+            "{backend:?}: {}",
+            stdout(&o)
+        );
         assert!(o.timed_out, "{backend:?}");
-        assert_eq!(o.termination, Termination::Signaled(libc::SIGKILL), "{backend:?}");
+        assert_eq!(
+            o.termination,
+            Termination::Signaled(libc::SIGKILL),
+            "{backend:?}"
+        );
         assert!(host_processes_with(&world.marker).is_empty(), "{backend:?}");
     }
 }
@@ -72,7 +94,10 @@ fn daemonized_child_does_not_outlive_the_tool() {
         assert_eq!(o.termination, Termination::Exited(0), "{backend:?}");
         assert!(!o.timed_out, "{backend:?}");
         assert!(stdout(&o).contains("daemonized"));
-        assert!(host_processes_with(&world.marker).is_empty(), "{backend:?}: the daemon survived");
+        assert!(
+            host_processes_with(&world.marker).is_empty(),
+            "{backend:?}: the daemon survived"
+        );
     }
 }
 
@@ -85,7 +110,11 @@ fn non_zero_exit_and_death_by_signal_are_reported() {
         assert_eq!(o.termination, Termination::Exited(7), "{backend:?}");
         assert!(!o.timed_out && !o.success());
         let o = world.run(backend, &["segv"], quick(10_000));
-        assert_eq!(o.termination, Termination::Signaled(libc::SIGSEGV), "{backend:?}");
+        assert_eq!(
+            o.termination,
+            Termination::Signaled(libc::SIGSEGV),
+            "{backend:?}"
+        );
         assert!(!o.timed_out);
     }
 }
@@ -104,7 +133,10 @@ fn cli(world: &World, args: &[&str]) -> std::process::Command {
     )
     .unwrap();
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_edge-runner"));
-    c.arg("--config").arg(&config).args(["sandbox", "exec"]).args(args);
+    c.arg("--config")
+        .arg(&config)
+        .args(["sandbox", "exec"])
+        .args(args);
     c
 }
 
@@ -126,12 +158,24 @@ fn a_gigabyte_of_output_is_cut_at_the_cap_with_true_counts_and_flat_runner_memor
     let world = World::new();
     const GIB: u64 = 1 << 30;
     for backend in ["native", "runsc"] {
-        let mut child = cli(&world, &["--backend", backend, "--json", "--timeout-ms", "120000", "--output-bytes", "1048576", "--"])
-            .arg(probe())
-            .args(["flood", &GIB.to_string()])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = cli(
+            &world,
+            &[
+                "--backend",
+                backend,
+                "--json",
+                "--timeout-ms",
+                "120000",
+                "--output-bytes",
+                "1048576",
+                "--",
+            ],
+        )
+        .arg(probe())
+        .args(["flood", &GIB.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
         let mut out = Vec::new();
         std::io::Read::read_to_end(&mut child.stdout.take().unwrap(), &mut out).unwrap();
         let (code, max_rss) = wait_with_rusage(child);
@@ -139,12 +183,19 @@ fn a_gigabyte_of_output_is_cut_at_the_cap_with_true_counts_and_flat_runner_memor
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["stdout"]["total_bytes"], GIB, "{backend}");
         assert_eq!(v["stdout"]["truncated"], true, "{backend}");
-        assert_eq!(v["stdout"]["bytes"].as_str().unwrap().len(), 1 << 20, "{backend}");
+        assert_eq!(
+            v["stdout"]["bytes"].as_str().unwrap().len(),
+            1 << 20,
+            "{backend}"
+        );
         assert_eq!(v["stderr"]["bytes"], "done\n", "{backend}");
         assert_eq!(v["stderr"]["truncated"], false, "{backend}");
         // A runner that buffered the stream would be past 1 GiB; the cap is 1 MiB per
         // stream, the rest is the runner itself.
-        assert!(max_rss < 96 << 20, "{backend}: runner peak RSS {max_rss} bytes");
+        assert!(
+            max_rss < 96 << 20,
+            "{backend}: runner peak RSS {max_rss} bytes"
+        );
     }
     world.assert_clean(BackendChoice::Native);
 }
@@ -154,39 +205,80 @@ fn leftovers_of_a_killed_runner_are_swept_at_the_next_start() {
     require_root();
     for backend in ["native", "runsc"] {
         let world = World::new();
-        let mut child = cli(&world, &["--backend", backend, "--timeout-ms", "120000", "--"])
-            .arg(probe())
-            .args(["ignore-term", &world.marker])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cli(
+            &world,
+            &["--backend", backend, "--timeout-ms", "120000", "--"],
+        )
+        .arg(probe())
+        .args(["ignore-term", &world.marker])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
         let runs = world.state.join("sandbox/runs");
         // Wait until the tool runs (its cgroup holds processes).
         let run_id = loop {
-            let id = std::fs::read_dir(&runs).ok().and_then(|mut d| d.next()).and_then(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned());
+            let id = std::fs::read_dir(&runs)
+                .ok()
+                .and_then(|mut d| d.next())
+                .and_then(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned());
             if let Some(id) = id {
-                let procs = Path::new("/sys/fs/cgroup/pids").join(&world.cgroup_parent).join(&id).join("cgroup.procs");
-                let busy = std::fs::read_to_string(&procs).map(|s| s.lines().count() >= 2).unwrap_or(false);
+                let procs = Path::new("/sys/fs/cgroup/pids")
+                    .join(&world.cgroup_parent)
+                    .join(&id)
+                    .join("cgroup.procs");
+                let busy = std::fs::read_to_string(&procs)
+                    .map(|s| s.lines().count() >= 2)
+                    .unwrap_or(false);
                 let started = match backend {
                     "native" => !host_processes_with(&world.marker).is_empty() && busy,
-                    _ => busy && std::fs::read_dir(world.state.join("sandbox/runsc")).map(|d| d.count() > 0).unwrap_or(false),
+                    _ => {
+                        busy && std::fs::read_dir(world.state.join("sandbox/runsc"))
+                            .map(|d| d.count() > 0)
+                            .unwrap_or(false)
+                    }
                 };
                 if started {
                     break id;
                 }
             }
-            assert!(child.try_wait().unwrap().is_none(), "{backend}: the runner ended early");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "{backend}: the runner ended early"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
         child.wait().unwrap();
-        assert!(runs.join(&run_id).exists(), "{backend}: the crashed run left nothing to sweep?");
+        assert!(
+            runs.join(&run_id).exists(),
+            "{backend}: the crashed run left nothing to sweep?"
+        );
         // The next start sweeps.
-        let next = cli(&world, &["--backend", backend, "--"]).arg(probe()).args(["exit", "0"]).output().unwrap();
-        assert_eq!(next.status.code(), Some(0), "{backend}: {}", String::from_utf8_lossy(&next.stderr));
+        let next = cli(&world, &["--backend", backend, "--"])
+            .arg(probe())
+            .args(["exit", "0"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            next.status.code(),
+            Some(0),
+            "{backend}: {}",
+            String::from_utf8_lossy(&next.stderr)
+        );
         world.assert_clean(BackendChoice::Native);
-        assert!(host_processes_with(&world.marker).is_empty(), "{backend}: the tool survived");
-        assert!(host_processes_with(&run_id).is_empty(), "{backend}: runsc processes of {run_id} survived");
+        assert!(
+            host_processes_with(&world.marker).is_empty(),
+            "{backend}: the tool survived"
+        );
+        assert!(
+            host_processes_with(&run_id).is_empty(),
+            "{backend}: runsc processes of {run_id} survived"
+        );
     }
 }

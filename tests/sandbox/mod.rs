@@ -56,7 +56,12 @@ impl World {
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let suffix = dir.path().file_name().unwrap().to_string_lossy().replace("sandbox-world-", "");
+        let suffix = dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .replace("sandbox-world-", "");
         // Unique per world: tests run in parallel and look for their own processes.
         let marker = format!("secret-{}-{suffix}", std::process::id());
         let etc = dir.path().join("etc");
@@ -69,12 +74,20 @@ impl World {
         std::fs::write(&config, format!("# {marker}\n")).unwrap();
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
         std::fs::write(etc.join("public.txt"), format!("{marker}\n")).unwrap();
-        std::fs::set_permissions(etc.join("public.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            etc.join("public.txt"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir(&state).unwrap();
         std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(state.join("replay.db"), format!("{marker}\n")).unwrap();
-        std::fs::set_permissions(state.join("replay.db"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(
+            state.join("replay.db"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let armory = dir.path().join("armory");
         std::fs::create_dir(&armory).unwrap();
         std::fs::set_permissions(&armory, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -95,7 +108,10 @@ impl World {
         p.apparmor = Requirement::IfAvailable;
         p.cgroup_parent = self.cgroup_parent.clone();
         p.limits.timeout_ms = 20_000;
-        p.with_runner(&self.state, &[self.keys.clone(), self.config.clone(), self.armory.clone()])
+        p.with_runner(
+            &self.state,
+            &[self.keys.clone(), self.config.clone(), self.armory.clone()],
+        )
     }
 
     /// A private copy of the probe in the armory, as the armory would hand it over.
@@ -128,27 +144,51 @@ impl World {
     /// mounts.
     pub fn assert_clean(&self, backend: BackendChoice) {
         let runs = self.state.join("sandbox/runs");
-        let left: Vec<_> = std::fs::read_dir(&runs).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-        assert!(left.is_empty(), "{backend:?}: run directories left: {left:?}");
+        let left: Vec<_> = std::fs::read_dir(&runs)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "{backend:?}: run directories left: {left:?}"
+        );
         let runsc_root = self.state.join("sandbox/runsc");
-        let containers: Vec<_> = std::fs::read_dir(&runsc_root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
-        assert!(containers.is_empty(), "{backend:?}: runsc state left: {containers:?}");
+        let containers: Vec<_> = std::fs::read_dir(&runsc_root)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        assert!(
+            containers.is_empty(),
+            "{backend:?}: runsc state left: {containers:?}"
+        );
         for h in ["pids", "memory", "cpuacct", "unified", ""] {
-            let parent = Path::new("/sys/fs/cgroup").join(h).join(&self.cgroup_parent);
+            let parent = Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join(&self.cgroup_parent);
             let sub: Vec<_> = std::fs::read_dir(&parent)
-                .map(|d| d.flatten().filter(|e| e.file_type().unwrap().is_dir()).map(|e| e.path()).collect())
+                .map(|d| {
+                    d.flatten()
+                        .filter(|e| e.file_type().unwrap().is_dir())
+                        .map(|e| e.path())
+                        .collect()
+                })
                 .unwrap_or_default();
             assert!(sub.is_empty(), "{backend:?}: cgroups left: {sub:?}");
         }
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        assert!(!mounts.contains(self.dir.path().to_str().unwrap()), "{backend:?}: a mount survived");
+        assert!(
+            !mounts.contains(self.dir.path().to_str().unwrap()),
+            "{backend:?}: a mount survived"
+        );
     }
 }
 
 impl Drop for World {
     fn drop(&mut self) {
         for h in ["pids", "memory", "cpuacct", "unified", ""] {
-            let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(h).join(&self.cgroup_parent));
+            let _ = std::fs::remove_dir(
+                Path::new("/sys/fs/cgroup")
+                    .join(h)
+                    .join(&self.cgroup_parent),
+            );
         }
     }
 }

@@ -61,8 +61,15 @@ pub fn run(args: AppArmorArgs) -> CmdResult {
             Err(e) => Err(Failure::Runner(e.into())),
         },
         AppArmorCommand::Print(a) => {
-            let text = if a.which == "runsc" { apparmor::RUNSC_PROFILE.1 } else { apparmor::TOOL_PROFILE.1 };
-            std::io::stdout().lock().write_all(text.as_bytes()).map_err(io_fail)?;
+            let text = if a.which == "runsc" {
+                apparmor::RUNSC_PROFILE.1
+            } else {
+                apparmor::TOOL_PROFILE.1
+            };
+            std::io::stdout()
+                .lock()
+                .write_all(text.as_bytes())
+                .map_err(io_fail)?;
             Ok(Exit::Ok)
         }
     }

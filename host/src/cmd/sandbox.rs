@@ -82,7 +82,12 @@ pub struct ExecArgs {
     #[arg(long)]
     pub json: bool,
     /// The program (searched in PATH when it has no slash) and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM ARGS")]
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM ARGS"
+    )]
     pub command: Vec<String>,
 }
 
@@ -98,7 +103,11 @@ fn config_path(global: &Global) -> Option<PathBuf> {
     global
         .config
         .clone()
-        .or_else(|| std::env::var_os(config::ENV_VAR).filter(|v| !v.is_empty()).map(PathBuf::from))
+        .or_else(|| {
+            std::env::var_os(config::ENV_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
         .or_else(|| Some(PathBuf::from(config::DEFAULT_PATH)).filter(|p| p.exists()))
 }
 
@@ -132,12 +141,15 @@ fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join(name))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn private_copy(state_dir: &Path, program: &str) -> Result<(PrivateCopy, Executable), Failure> {
-    let source = find_program(program)
-        .ok_or_else(|| Failure::Usage(anyhow::anyhow!("program {program} was not found in PATH")))?;
+    let source = find_program(program).ok_or_else(|| {
+        Failure::Usage(anyhow::anyhow!("program {program} was not found in PATH"))
+    })?;
     let base = state_dir.join("sandbox").join("exec");
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -145,7 +157,8 @@ fn private_copy(state_dir: &Path, program: &str) -> Result<(PrivateCopy, Executa
         .create(&base)
         .map_err(runner_err(format!("failed to create {}", base.display())))?;
     let mut rnd = [0u8; 8];
-    getrandom::fill(&mut rnd).map_err(|e| Failure::Runner(anyhow::anyhow!("failed to get random bytes: {e}")))?;
+    getrandom::fill(&mut rnd)
+        .map_err(|e| Failure::Runner(anyhow::anyhow!("failed to get random bytes: {e}")))?;
     let dir = base.join(rnd.iter().map(|b| format!("{b:02x}")).collect::<String>());
     std::fs::DirBuilder::new()
         .mode(0o700)
@@ -153,16 +166,22 @@ fn private_copy(state_dir: &Path, program: &str) -> Result<(PrivateCopy, Executa
         .map_err(runner_err(format!("failed to create {}", dir.display())))?;
     let copy = PrivateCopy { dir: dir.clone() };
     let path = dir.join("tool");
-    std::fs::copy(&source, &path).map_err(runner_err(format!("failed to copy {}", source.display())))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555))
-        .map_err(runner_err(format!("failed to set the mode of {}", path.display())))?;
-    let file = std::fs::File::open(&path).map_err(runner_err(format!("failed to open {}", path.display())))?;
+    std::fs::copy(&source, &path)
+        .map_err(runner_err(format!("failed to copy {}", source.display())))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555)).map_err(runner_err(
+        format!("failed to set the mode of {}", path.display()),
+    ))?;
+    let file = std::fs::File::open(&path)
+        .map_err(runner_err(format!("failed to open {}", path.display())))?;
     Ok((copy, Executable::new(file, path)))
 }
 
 fn default_env() -> Vec<(String, String)> {
     [
-        ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
         ("HOME", "/tmp"),
         ("TMPDIR", "/tmp"),
         ("LANG", "C.UTF-8"),
@@ -228,12 +247,18 @@ fn exec(global: &Global, args: ExecArgs) -> CmdResult {
     };
     let outcome = sandbox::run(&policy, launch).map_err(sandbox_failure)?;
     report(&outcome, args.json)?;
-    Ok(if outcome.success() { Exit::Ok } else { Exit::ToolFailed })
+    Ok(if outcome.success() {
+        Exit::Ok
+    } else {
+        Exit::ToolFailed
+    })
 }
 
 #[allow(clippy::print_stderr)]
 fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
-    let write_err = |e: std::io::Error| Failure::Runner(anyhow::Error::new(e).context("failed to write the output"));
+    let write_err = |e: std::io::Error| {
+        Failure::Runner(anyhow::Error::new(e).context("failed to write the output"))
+    };
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, outcome)
@@ -242,12 +267,18 @@ fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
             .map_err(write_err)?;
         return Ok(());
     }
-    out.write_all(&outcome.stdout.bytes).and_then(|()| out.flush()).map_err(write_err)?;
+    out.write_all(&outcome.stdout.bytes)
+        .and_then(|()| out.flush())
+        .map_err(write_err)?;
     let mut err = std::io::stderr().lock();
     let p = &outcome.posture;
     let trunc = |c: &sandbox::Captured| {
         if c.truncated {
-            format!(" (truncated: {} of {} bytes kept)", c.bytes.len(), c.total_bytes)
+            format!(
+                " (truncated: {} of {} bytes kept)",
+                c.bytes.len(),
+                c.total_bytes
+            )
         } else {
             String::new()
         }
@@ -268,7 +299,11 @@ fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
                 trunc(&outcome.stderr).replace("truncated", "stderr truncated"),
                 p.backend,
                 p.namespaces.join(","),
-                if p.capabilities.is_empty() { "none".to_owned() } else { p.capabilities.join(",") },
+                if p.capabilities.is_empty() {
+                    "none".to_owned()
+                } else {
+                    p.capabilities.join(",")
+                },
                 p.seccomp,
                 p.apparmor,
                 p.network,
@@ -283,13 +318,14 @@ fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
 
 /// Runs /bin/true under `policy`; returns a one-line verdict.
 fn trial(policy: &SandboxPolicy, state_dir: &Path) -> Result<String, SandboxError> {
-    let (_copy, executable) = private_copy(state_dir, "/bin/true").map_err(|f| SandboxError::Io {
-        what: "prepare the trial program".into(),
-        source: std::io::Error::other(match f {
-            Failure::Usage(e) | Failure::Runner(e) => format!("{e:#}"),
-            Failure::Denied(r) => r.to_string(),
-        }),
-    })?;
+    let (_copy, executable) =
+        private_copy(state_dir, "/bin/true").map_err(|f| SandboxError::Io {
+            what: "prepare the trial program".into(),
+            source: std::io::Error::other(match f {
+                Failure::Usage(e) | Failure::Runner(e) => format!("{e:#}"),
+                Failure::Denied(r) => r.to_string(),
+            }),
+        })?;
     let launch = Launch {
         executable,
         args: Vec::new(),
@@ -339,13 +375,23 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
         p
     };
     let runsc = match &host.runsc {
-        Some(path) => format!("{}: {}", path.display(), describe(&trial(&relaxed(BackendChoice::Runsc), &config.state_dir))),
+        Some(path) => format!(
+            "{}: {}",
+            path.display(),
+            describe(&trial(&relaxed(BackendChoice::Runsc), &config.state_dir))
+        ),
         None => "not installed (apt-get install runsc)".to_owned(),
     };
     let native = describe(&trial(&relaxed(BackendChoice::Native), &config.state_dir));
     let apparmor = match &host.apparmor {
         AppArmor::Enabled { .. } => {
-            let loaded = |p: &str| if host.apparmor_profile_loaded(p) { "loaded" } else { "not loaded (edge-runner apparmor install)" };
+            let loaded = |p: &str| {
+                if host.apparmor_profile_loaded(p) {
+                    "loaded"
+                } else {
+                    "not loaded (edge-runner apparmor install)"
+                }
+            };
             format!(
                 "enabled; {} {}, {} {}",
                 policy.apparmor_profile,
@@ -361,16 +407,20 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
         Err(e) => format!("unavailable: {e}"),
     };
     let seccomp = match &host.seccomp {
-        Ok(()) => format!("available ({} system calls denied to tools)", sandbox::seccomp::denied_syscalls().len()),
+        Ok(()) => format!(
+            "available ({} system calls denied to tools)",
+            sandbox::seccomp::denied_syscalls().len()
+        ),
         Err(e) => format!("unavailable: {e}"),
     };
-    let cgroups = host
-        .cgroups
-        .as_ref()
-        .map_or_else(|| "unavailable (no per-run process and memory caps; rlimits only)".to_owned(), |l| l.describe());
-    let landlock = host
-        .landlock_abi
-        .map_or_else(|| "unavailable".to_owned(), |v| format!("ABI {v} (reported only: not used by the sandbox)"));
+    let cgroups = host.cgroups.as_ref().map_or_else(
+        || "unavailable (no per-run process and memory caps; rlimits only)".to_owned(),
+        |l| l.describe(),
+    );
+    let landlock = host.landlock_abi.map_or_else(
+        || "unavailable".to_owned(),
+        |v| format!("ABI {v} (reported only: not used by the sandbox)"),
+    );
     let wanted = format!(
         "backend={} apparmor={} seccomp={}",
         policy.backend.as_str(),
@@ -378,7 +428,10 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
         policy.seccomp.as_str()
     );
     let (verdict, exit) = match sandbox::plan::resolve(&policy, &host) {
-        Err(r) => (format!("REFUSED: {}: {}", r.reason.code(), r.message), Exit::Denied),
+        Err(r) => (
+            format!("REFUSED: {}: {}", r.reason.code(), r.message),
+            Exit::Denied,
+        ),
         Ok(plan) => match trial(&policy, &config.state_dir) {
             Ok(s) => (
                 format!(
@@ -391,7 +444,11 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
             ),
             Err(e) => (
                 format!("FAILED: {}", edge_runner_chain(&e)),
-                if e.refusal().is_some() { Exit::Denied } else { Exit::RunnerFailed },
+                if e.refusal().is_some() {
+                    Exit::Denied
+                } else {
+                    Exit::RunnerFailed
+                },
             ),
         },
     };
@@ -409,13 +466,16 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
     ];
     let mut out = std::io::stdout().lock();
     let written = if args.json {
-        let map: serde_json::Map<String, serde_json::Value> =
-            rows.iter().map(|(k, v)| (k.replace(' ', "_"), serde_json::Value::from(v.clone()))).collect();
+        let map: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .map(|(k, v)| (k.replace(' ', "_"), serde_json::Value::from(v.clone())))
+            .collect();
         serde_json::to_writer_pretty(&mut out, &map)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        rows.iter().try_for_each(|(k, v)| writeln!(out, "{k:<16} {v}"))
+        rows.iter()
+            .try_for_each(|(k, v)| writeln!(out, "{k:<16} {v}"))
     };
     written.map_err(runner_err("failed to write the report".into()))?;
     Ok(exit)

@@ -32,8 +32,12 @@ const PROC_SUPER_MAGIC: i64 = 0x9fa0;
 /// is `exec <profile>`. Allocation-free: called between fork and exec.
 pub(crate) fn exec_transition(request: &CStr) -> Result<(), Errno> {
     let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
-    let fd = nix::fcntl::open(c"/proc/thread-self/attr/apparmor/exec", flags, Mode::empty())
-        .or_else(|_| nix::fcntl::open(c"/proc/thread-self/attr/exec", flags, Mode::empty()))?;
+    let fd = nix::fcntl::open(
+        c"/proc/thread-self/attr/apparmor/exec",
+        flags,
+        Mode::empty(),
+    )
+    .or_else(|_| nix::fcntl::open(c"/proc/thread-self/attr/exec", flags, Mode::empty()))?;
     let fs = nix::sys::statfs::fstatfs(&fd)?;
     if fs.filesystem_type().0 as i64 != PROC_SUPER_MAGIC {
         return Err(Errno::EXDEV);
@@ -68,7 +72,9 @@ pub enum AppArmorError {
 /// Writes the shipped profiles to `dir` and loads them with `parser`. Refuses up front
 /// when the kernel has no AppArmor.
 pub fn install(dir: &Path, parser: &Path) -> Result<Vec<PathBuf>, AppArmorError> {
-    if let super::support::AppArmor::Unavailable(reason) = super::support::HostSupport::probe(None).apparmor {
+    if let super::support::AppArmor::Unavailable(reason) =
+        super::support::HostSupport::probe(None).apparmor
+    {
         return Err(AppArmorError::Unavailable { reason });
     }
     let mut installed = Vec::new();
@@ -108,10 +114,19 @@ mod tests {
             assert!(text.contains("attach_disconnected"), "{name}");
         }
         let tool = TOOL_PROFILE.1;
-        for rule in ["deny capability,", "deny mount,", "deny ptrace,", "network unix,"] {
+        for rule in [
+            "deny capability,",
+            "deny mount,",
+            "deny ptrace,",
+            "network unix,",
+        ] {
             assert!(tool.contains(rule), "{rule}");
         }
         assert!(!tool.contains("network inet"));
-        assert!(RUNSC_PROFILE.1.contains("deny @{EDGE_RUNNER_CONFIG}/** rwklx,"));
+        assert!(
+            RUNSC_PROFILE
+                .1
+                .contains("deny @{EDGE_RUNNER_CONFIG}/** rwklx,")
+        );
     }
 }

@@ -126,7 +126,12 @@ fn ensure_dir(path: &Path) -> io::Result<()> {
 
 impl RunCgroup {
     /// Creates `<parent>/<id>` in every hierarchy and applies `limits`.
-    pub fn create(layout: &Layout, parent: &str, id: &str, limits: CgroupLimits) -> io::Result<Self> {
+    pub fn create(
+        layout: &Layout,
+        parent: &str,
+        id: &str,
+        limits: CgroupLimits,
+    ) -> io::Result<Self> {
         let mut cg = RunCgroup {
             layout: layout.clone(),
             dirs: Vec::new(),
@@ -145,7 +150,10 @@ impl RunCgroup {
                 memory,
                 cpuacct,
             } => {
-                for h in std::iter::once(&pids).chain(std::iter::once(&memory)).chain(cpuacct.iter()) {
+                for h in std::iter::once(&pids)
+                    .chain(std::iter::once(&memory))
+                    .chain(cpuacct.iter())
+                {
                     ensure_dir(&h.join(parent))?;
                     let dir = h.join(parent).join(id);
                     fs::create_dir(&dir)?;
@@ -154,7 +162,10 @@ impl RunCgroup {
                 let pid_dir = pids.join(parent).join(id);
                 write_file(&pid_dir.join("pids.max"), &limits.pids.to_string())?;
                 let mem_dir = memory.join(parent).join(id);
-                write_file(&mem_dir.join("memory.limit_in_bytes"), &limits.memory_bytes.to_string())?;
+                write_file(
+                    &mem_dir.join("memory.limit_in_bytes"),
+                    &limits.memory_bytes.to_string(),
+                )?;
                 // No swapping past the limit, where swap accounting exists.
                 let memsw = mem_dir.join("memory.memsw.limit_in_bytes");
                 if memsw.exists() {
@@ -196,7 +207,11 @@ impl RunCgroup {
     pub fn procs_files(&self) -> io::Result<Vec<fs::File>> {
         self.dirs
             .iter()
-            .map(|d| fs::OpenOptions::new().write(true).open(d.join("cgroup.procs")))
+            .map(|d| {
+                fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("cgroup.procs"))
+            })
             .collect()
     }
 
@@ -231,7 +246,11 @@ impl RunCgroup {
             Layout::V1 { .. } => "memory.max_usage_in_bytes",
             Layout::V2 { .. } => "memory.peak",
         };
-        fs::read_to_string(self.dir_with(file)?).ok()?.trim().parse().ok()
+        fs::read_to_string(self.dir_with(file)?)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     fn procs_dir(&self) -> Option<&PathBuf> {
@@ -247,7 +266,9 @@ impl RunCgroup {
     /// Kills every process in the cgroup and waits until it is empty (bounded).
     pub fn kill_all(&self) {
         let Some(dir) = self.procs_dir() else { return };
-        if matches!(self.layout, Layout::V2 { .. }) && write_file(&dir.join("cgroup.kill"), "1").is_ok() {
+        if matches!(self.layout, Layout::V2 { .. })
+            && write_file(&dir.join("cgroup.kill"), "1").is_ok()
+        {
             self.wait_empty(dir);
             return;
         }
@@ -321,7 +342,6 @@ impl RunCgroup {
             dirs,
         })
     }
-
 }
 
 fn read_pids(dir: &Path) -> Vec<Pid> {

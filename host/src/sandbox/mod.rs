@@ -47,12 +47,12 @@ pub mod apparmor;
 pub mod cgroup;
 mod native;
 mod outcome;
+mod output;
 pub mod plan;
 pub mod policy;
 mod posture;
 mod runsc;
 pub mod seccomp;
-mod output;
 mod state;
 pub mod support;
 mod sys;
@@ -108,7 +108,9 @@ pub enum SandboxError {
     InvalidPolicy { message: String },
     #[error("the launch is invalid: {message}")]
     InvalidLaunch { message: String },
-    #[error("the sandbox policy lacks the runner's state directory and secrets (SandboxPolicy::with_runner)")]
+    #[error(
+        "the sandbox policy lacks the runner's state directory and secrets (SandboxPolicy::with_runner)"
+    )]
     NoRunnerContext,
     #[error("failed to {what}")]
     Io {
@@ -139,10 +141,15 @@ impl SandboxError {
 
 fn check_launch(launch: &Launch) -> Result<(), SandboxError> {
     let invalid = |message: String| SandboxError::InvalidLaunch { message };
-    launch.limits.check().map_err(|m| invalid(format!("limits: {m}")))?;
+    launch
+        .limits
+        .check()
+        .map_err(|m| invalid(format!("limits: {m}")))?;
     for (k, _) in &launch.env {
         if k.is_empty() || k.contains('=') {
-            return Err(invalid(format!("environment variable name {k:?} is empty or contains '='")));
+            return Err(invalid(format!(
+                "environment variable name {k:?} is empty or contains '='"
+            )));
         }
     }
     if !launch.executable.path.is_absolute() {
@@ -156,9 +163,14 @@ fn check_launch(launch: &Launch) -> Result<(), SandboxError> {
 
 /// Runs `launch` under `policy`. See the module documentation.
 pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxError> {
-    policy.check().map_err(|message| SandboxError::InvalidPolicy { message })?;
+    policy
+        .check()
+        .map_err(|message| SandboxError::InvalidPolicy { message })?;
     check_launch(&launch)?;
-    let state_dir = policy.state_dir().ok_or(SandboxError::NoRunnerContext)?.to_owned();
+    let state_dir = policy
+        .state_dir()
+        .ok_or(SandboxError::NoRunnerContext)?
+        .to_owned();
     let host = support::HostSupport::probe(policy.runsc_path.as_deref());
     let plan = plan::resolve(policy, &host).map_err(SandboxError::Refused)?;
 
@@ -166,7 +178,10 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
     SWEEP.call_once(|| {
         let report = sweep_with(policy, &host, &state_dir);
         if report.runs > 0 {
-            tracing::warn!(runs = report.runs, "swept leftovers of sandbox runs whose runner died");
+            tracing::warn!(
+                runs = report.runs,
+                "swept leftovers of sandbox runs whose runner died"
+            );
         }
     });
 
@@ -180,10 +195,23 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
     })?;
     tracing::debug!(run = %run.id, backend = plan.backend.name(), "sandbox run");
     let result = match &plan.backend {
-        plan::Backend::Native => native::run(policy, &plan, launch, &run, host.cgroups.as_ref(), &state_dir),
-        plan::Backend::Runsc { binary } => {
-            runsc::run(policy, &plan, binary, launch, &run, host.cgroups.as_ref(), &state_dir)
-        }
+        plan::Backend::Native => native::run(
+            policy,
+            &plan,
+            launch,
+            &run,
+            host.cgroups.as_ref(),
+            &state_dir,
+        ),
+        plan::Backend::Runsc { binary } => runsc::run(
+            policy,
+            &plan,
+            binary,
+            launch,
+            &run,
+            host.cgroups.as_ref(),
+            &state_dir,
+        ),
     };
     if let Err(e) = run.finish() {
         tracing::warn!(error = %e, "failed to remove a finished run's directory");
@@ -206,11 +234,16 @@ pub fn sweep(policy: &SandboxPolicy) -> Result<SweepReport, SandboxError> {
     Ok(sweep_with(policy, &host, state_dir))
 }
 
-fn sweep_with(policy: &SandboxPolicy, host: &support::HostSupport, state_dir: &Path) -> SweepReport {
+fn sweep_with(
+    policy: &SandboxPolicy,
+    host: &support::HostSupport,
+    state_dir: &Path,
+) -> SweepReport {
     let mut report = SweepReport::default();
     for stale in state::stale_runs(state_dir) {
         if let Some(layout) = &host.cgroups {
-            if let Some(cg) = cgroup::RunCgroup::existing(layout, &policy.cgroup_parent, &stale.id) {
+            if let Some(cg) = cgroup::RunCgroup::existing(layout, &policy.cgroup_parent, &stale.id)
+            {
                 if let Err(e) = cg.remove() {
                     tracing::warn!(run = %stale.id, error = %e, "failed to remove a stale cgroup");
                 }

@@ -152,7 +152,10 @@ impl Pump {
             if now >= deadline {
                 return Ok(Wake::Deadline);
             }
-            let wait = deadline.saturating_duration_since(now).as_millis().min(60_000);
+            let wait = deadline
+                .saturating_duration_since(now)
+                .as_millis()
+                .min(60_000);
             let timeout = PollTimeout::try_from(wait as u64).unwrap_or(PollTimeout::MAX);
             let (exited, out_ready, err_ready, in_ready) = {
                 let mut fds = Vec::with_capacity(4);
@@ -207,7 +210,10 @@ impl Pump {
             if now >= deadline {
                 break;
             }
-            let wait = deadline.saturating_duration_since(now).as_millis().min(60_000);
+            let wait = deadline
+                .saturating_duration_since(now)
+                .as_millis()
+                .min(60_000);
             let timeout = PollTimeout::try_from(wait as u64).unwrap_or(PollTimeout::MAX);
             {
                 let mut fds: Vec<PollFd<'_>> = [self.out.fd.as_ref(), self.err.fd.as_ref()]

@@ -84,7 +84,11 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
             binary: host.runsc.clone().unwrap_or_default(),
         },
         BackendChoice::Native | BackendChoice::Auto => {
-            let missing = host.user_namespaces.as_ref().err().or(host.mount_api.as_ref().err());
+            let missing = host
+                .user_namespaces
+                .as_ref()
+                .err()
+                .or(host.mount_api.as_ref().err());
             if let Some(why) = missing {
                 return Err(refuse(
                     Reason::SandboxUnavailable,
@@ -104,7 +108,9 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
     };
     let (apparmor_profile, apparmor_absent) = match (policy.apparmor, &host.apparmor) {
         (Requirement::Off, _) => (None, "off"),
-        (_, AppArmor::Enabled { .. }) if host.apparmor_profile_loaded(profile) => (Some(profile.clone()), "off"),
+        (_, AppArmor::Enabled { .. }) if host.apparmor_profile_loaded(profile) => {
+            (Some(profile.clone()), "off")
+        }
         (Requirement::IfAvailable, _) => (None, "unavailable"),
         (Requirement::Required, AppArmor::Enabled { .. }) => {
             return Err(refuse(
@@ -132,10 +138,11 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
         // gVisor filters every call itself; the in-sandbox rules need nothing from the host.
         (Backend::Runsc { .. }, _) => true,
         (Backend::Native, req) => {
-            let available = host
-                .seccomp
-                .clone()
-                .and_then(|()| super::seccomp::programs().map(drop).map_err(|e| e.to_string()));
+            let available = host.seccomp.clone().and_then(|()| {
+                super::seccomp::programs()
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
             match (available, req) {
                 (Ok(()), _) => true,
                 (Err(_), Requirement::IfAvailable) => false,
@@ -179,7 +186,10 @@ mod tests {
 
     #[test]
     fn required_apparmor_on_a_kernel_without_it_is_refused_with_a_fix() {
-        let h = host(AppArmor::Unavailable("this kernel has no AppArmor".into()), true);
+        let h = host(
+            AppArmor::Unavailable("this kernel has no AppArmor".into()),
+            true,
+        );
         let r = resolve(&SandboxPolicy::default(), &h).unwrap_err();
         assert_eq!(r.reason, Reason::ApparmorUnavailable);
         assert!(r.message.contains("if-available"), "{}", r.message);
@@ -214,7 +224,10 @@ mod tests {
             backend: BackendChoice::Native,
             ..SandboxPolicy::default()
         };
-        assert_eq!(resolve(&native, &h).unwrap().apparmor_posture(), "enforced:edge-runner-tool");
+        assert_eq!(
+            resolve(&native, &h).unwrap().apparmor_posture(),
+            "enforced:edge-runner-tool"
+        );
         let h = host(AppArmor::Enabled { profiles: vec![] }, true);
         let r = resolve(&SandboxPolicy::default(), &h).unwrap_err();
         assert!(r.message.contains("not loaded"), "{}", r.message);
@@ -246,7 +259,10 @@ mod tests {
             apparmor: Requirement::Off,
             ..SandboxPolicy::default()
         };
-        assert_eq!(resolve(&p, &h).unwrap_err().reason, Reason::SeccompUnavailable);
+        assert_eq!(
+            resolve(&p, &h).unwrap_err().reason,
+            Reason::SeccompUnavailable
+        );
         let relaxed = SandboxPolicy {
             seccomp: Requirement::IfAvailable,
             ..p

@@ -37,7 +37,9 @@ impl std::str::FromStr for BackendChoice {
             "auto" => Ok(Self::Auto),
             "runsc" => Ok(Self::Runsc),
             "native" => Ok(Self::Native),
-            other => Err(format!("unknown backend {other:?}; expected auto, runsc or native")),
+            other => Err(format!(
+                "unknown backend {other:?}; expected auto, runsc or native"
+            )),
         }
     }
 }
@@ -276,7 +278,11 @@ impl SandboxPolicy {
         if !self.rootfs.is_absolute() {
             return Err("sandbox.rootfs must be an absolute path".into());
         }
-        if let Some(p) = self.masked_paths.iter().find(|p| !p.is_absolute() || p.as_os_str() == "/") {
+        if let Some(p) = self
+            .masked_paths
+            .iter()
+            .find(|p| !p.is_absolute() || p.as_os_str() == "/")
+        {
             return Err(format!(
                 "sandbox.masked_paths entry {} must be an absolute path other than /",
                 p.display()
@@ -304,7 +310,9 @@ impl SandboxPolicy {
         if cg.is_empty() || cg.contains('/') || cg.starts_with('.') {
             return Err("sandbox.cgroup_parent must be a single cgroup name".into());
         }
-        self.limits.check().map_err(|m| format!("sandbox.limits: {m}"))
+        self.limits
+            .check()
+            .map_err(|m| format!("sandbox.limits: {m}"))
     }
 }
 

@@ -25,9 +25,15 @@ pub(crate) const CAP_SETS: [&str; 5] = ["CapInh", "CapPrm", "CapEff", "CapBnd", 
 impl ProcStatus {
     pub fn parse(text: &str) -> ProcStatus {
         let mut s = ProcStatus::default();
-        let nums = |v: &str| v.split_whitespace().filter_map(|x| x.parse().ok()).collect::<Vec<u32>>();
+        let nums = |v: &str| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect::<Vec<u32>>()
+        };
         for line in text.lines() {
-            let Some((key, value)) = line.split_once(':') else { continue };
+            let Some((key, value)) = line.split_once(':') else {
+                continue;
+            };
             let value = value.trim();
             match key {
                 "Uid" => s.uids = nums(value),
@@ -81,12 +87,19 @@ pub(crate) fn confirm(pid: Pid, expected: &Expected) -> Result<Vec<String>, Refu
             format!("the sandbox came up with {what}; the task was not started"),
         )
     };
-    let s = ProcStatus::read(pid).map_err(|e| mismatch(format!("an unreadable /proc/{pid}/status ({e})")))?;
+    let s = ProcStatus::read(pid)
+        .map_err(|e| mismatch(format!("an unreadable /proc/{pid}/status ({e})")))?;
     if s.uids.len() != 4 || s.uids.iter().any(|u| *u != expected.uid) {
-        return Err(mismatch(format!("uids {:?} instead of {}", s.uids, expected.uid)));
+        return Err(mismatch(format!(
+            "uids {:?} instead of {}",
+            s.uids, expected.uid
+        )));
     }
     if s.gids.len() != 4 || s.gids.iter().any(|g| *g != expected.gid) {
-        return Err(mismatch(format!("gids {:?} instead of {}", s.gids, expected.gid)));
+        return Err(mismatch(format!(
+            "gids {:?} instead of {}",
+            s.gids, expected.gid
+        )));
     }
     if !s.groups.is_empty() {
         return Err(mismatch(format!(

@@ -43,11 +43,20 @@ enum When {
     Always,
     /// The low 32 bits of argument `arg` equal `value` (ioctl requests are 32-bit in the
     /// kernel; comparing 64 bits would let `TIOCSTI | 1 << 32` through).
-    ArgIs { arg: u8, value: u64 },
+    ArgIs {
+        arg: u8,
+        value: u64,
+    },
     /// Any of the bits in `mask` is set in the low 32 bits of argument `arg`.
-    AnyBit { arg: u8, mask: u64 },
+    AnyBit {
+        arg: u8,
+        mask: u64,
+    },
     /// The low 32 bits of argument `arg` are none of `allowed`.
-    NotOneOf { arg: u8, allowed: &'static [u64] },
+    NotOneOf {
+        arg: u8,
+        allowed: &'static [u64],
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,30 +167,113 @@ const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 #[cfg(target_arch = "x86_64")]
 fn table() -> Result<Vec<Entry>, SeccompError> {
     let mut v: Vec<Entry> = always![
-        ptrace, process_vm_readv, process_vm_writev,
-        mount, umount2, pivot_root, chroot, move_mount, open_tree, fsopen, fsconfig, fsmount,
-        fspick, mount_setattr,
-        unshare, setns,
-        kexec_load, kexec_file_load, bpf, perf_event_open,
-        keyctl, add_key, request_key,
-        io_uring_setup, io_uring_enter, io_uring_register, userfaultfd,
-        init_module, finit_module, delete_module, reboot, swapon, swapoff, acct,
-        settimeofday, clock_settime, clock_adjtime, adjtimex, syslog, quotactl,
-        lookup_dcookie, open_by_handle_at, name_to_handle_at,
-        iopl, ioperm, uselib, vhangup, kcmp, fanotify_init, pidfd_getfd, process_madvise,
+        ptrace,
+        process_vm_readv,
+        process_vm_writev,
+        mount,
+        umount2,
+        pivot_root,
+        chroot,
+        move_mount,
+        open_tree,
+        fsopen,
+        fsconfig,
+        fsmount,
+        fspick,
+        mount_setattr,
+        unshare,
+        setns,
+        kexec_load,
+        kexec_file_load,
+        bpf,
+        perf_event_open,
+        keyctl,
+        add_key,
+        request_key,
+        io_uring_setup,
+        io_uring_enter,
+        io_uring_register,
+        userfaultfd,
+        init_module,
+        finit_module,
+        delete_module,
+        reboot,
+        swapon,
+        swapoff,
+        acct,
+        settimeofday,
+        clock_settime,
+        clock_adjtime,
+        adjtimex,
+        syslog,
+        quotactl,
+        lookup_dcookie,
+        open_by_handle_at,
+        name_to_handle_at,
+        iopl,
+        ioperm,
+        uselib,
+        vhangup,
+        kcmp,
+        fanotify_init,
+        pidfd_getfd,
+        process_madvise,
     ]
     .to_vec();
-    let with = |name, nr, when| Entry { name, nr, when, deny: Deny::Perm };
+    let with = |name, nr, when| Entry {
+        name,
+        nr,
+        when,
+        deny: Deny::Perm,
+    };
     use syscall_nr as n;
-    v.push(with("ioctl", n::ioctl, When::ArgIs { arg: 1, value: TIOCSTI }));
-    v.push(with("ioctl", n::ioctl, When::ArgIs { arg: 1, value: TIOCLINUX }));
-    v.push(with("clone", n::clone, When::AnyBit { arg: 0, mask: CLONE_NS_FLAGS }));
-    v.push(with("socket", n::socket, When::ArgIs { arg: 0, value: AF_VSOCK }));
-    v.push(with("prctl", n::prctl, When::ArgIs { arg: 0, value: PR_SET_PDEATHSIG }));
+    v.push(with(
+        "ioctl",
+        n::ioctl,
+        When::ArgIs {
+            arg: 1,
+            value: TIOCSTI,
+        },
+    ));
+    v.push(with(
+        "ioctl",
+        n::ioctl,
+        When::ArgIs {
+            arg: 1,
+            value: TIOCLINUX,
+        },
+    ));
+    v.push(with(
+        "clone",
+        n::clone,
+        When::AnyBit {
+            arg: 0,
+            mask: CLONE_NS_FLAGS,
+        },
+    ));
+    v.push(with(
+        "socket",
+        n::socket,
+        When::ArgIs {
+            arg: 0,
+            value: AF_VSOCK,
+        },
+    ));
+    v.push(with(
+        "prctl",
+        n::prctl,
+        When::ArgIs {
+            arg: 0,
+            value: PR_SET_PDEATHSIG,
+        },
+    ));
     v.push(with(
         "personality",
         n::personality,
-        When::NotOneOf { arg: 0, allowed: PERSONALITIES },
+        When::NotOneOf {
+            arg: 0,
+            allowed: PERSONALITIES,
+        },
     ));
     v.push(Entry {
         name: "clone3",
@@ -245,7 +337,10 @@ fn compile_deny(entries: &[Entry], deny: Deny) -> Result<BpfProgram, SeccompErro
             (false, None) => {}
         }
     }
-    let rules = rules.into_iter().map(|(nr, r)| (nr, r.unwrap_or_default())).collect();
+    let rules = rules
+        .into_iter()
+        .map(|(nr, r)| (nr, r.unwrap_or_default()))
+        .collect();
     let errno = match deny {
         Deny::Perm => libc::EPERM,
         Deny::NoSys => libc::ENOSYS,
@@ -279,7 +374,12 @@ const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 fn stmt(code: u16, k: u32) -> sock_filter {
-    sock_filter { code, jt: 0, jf: 0, k }
+    sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> sock_filter {
@@ -430,29 +530,77 @@ mod tests {
 
     #[test]
     fn ordinary_calls_are_allowed() {
-        for nr in [libc::SYS_read, libc::SYS_write, libc::SYS_execve, libc::SYS_openat, libc::SYS_exit_group] {
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_write,
+            libc::SYS_execve,
+            libc::SYS_openat,
+            libc::SYS_exit_group,
+        ] {
             assert_eq!(native(nr, [0; 6]), SECCOMP_RET_ALLOW, "syscall {nr}");
         }
-        assert_eq!(native(libc::SYS_ioctl, [1, libc::TCGETS, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-        assert_eq!(native(libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND | libc::CLONE_FS | libc::CLONE_FILES) as u64;
-        assert_eq!(native(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-        assert_eq!(native(libc::SYS_socket, [libc::AF_INET as u64, 1, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-        assert_eq!(native(libc::SYS_prctl, [libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-        assert_eq!(native(libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
-        assert_eq!(native(libc::SYS_personality, [0, 0, 0, 0, 0, 0]), SECCOMP_RET_ALLOW);
+        assert_eq!(
+            native(libc::SYS_ioctl, [1, libc::TCGETS, 0, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            native(libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
+        let thread = (libc::CLONE_VM
+            | libc::CLONE_THREAD
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_FS
+            | libc::CLONE_FILES) as u64;
+        assert_eq!(
+            native(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            native(libc::SYS_socket, [libc::AF_INET as u64, 1, 0, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            native(libc::SYS_prctl, [libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            native(libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            native(libc::SYS_personality, [0, 0, 0, 0, 0, 0]),
+            SECCOMP_RET_ALLOW
+        );
     }
 
     #[test]
     fn escape_and_attack_surface_calls_are_refused() {
         for nr in [
-            libc::SYS_ptrace, libc::SYS_process_vm_readv, libc::SYS_process_vm_writev,
-            libc::SYS_mount, libc::SYS_umount2, libc::SYS_pivot_root, libc::SYS_move_mount,
-            libc::SYS_open_tree, libc::SYS_fsopen, libc::SYS_mount_setattr,
-            libc::SYS_unshare, libc::SYS_setns, libc::SYS_kexec_load, libc::SYS_kexec_file_load,
-            libc::SYS_bpf, libc::SYS_perf_event_open, libc::SYS_keyctl, libc::SYS_add_key,
-            libc::SYS_request_key, libc::SYS_io_uring_setup, libc::SYS_io_uring_enter,
-            libc::SYS_io_uring_register, libc::SYS_userfaultfd, libc::SYS_open_by_handle_at,
+            libc::SYS_ptrace,
+            libc::SYS_process_vm_readv,
+            libc::SYS_process_vm_writev,
+            libc::SYS_mount,
+            libc::SYS_umount2,
+            libc::SYS_pivot_root,
+            libc::SYS_move_mount,
+            libc::SYS_open_tree,
+            libc::SYS_fsopen,
+            libc::SYS_mount_setattr,
+            libc::SYS_unshare,
+            libc::SYS_setns,
+            libc::SYS_kexec_load,
+            libc::SYS_kexec_file_load,
+            libc::SYS_bpf,
+            libc::SYS_perf_event_open,
+            libc::SYS_keyctl,
+            libc::SYS_add_key,
+            libc::SYS_request_key,
+            libc::SYS_io_uring_setup,
+            libc::SYS_io_uring_enter,
+            libc::SYS_io_uring_register,
+            libc::SYS_userfaultfd,
+            libc::SYS_open_by_handle_at,
         ] {
             assert_eq!(native(nr, [0; 6]), EPERM, "syscall {nr}");
         }
@@ -462,29 +610,59 @@ mod tests {
     fn terminal_injection_is_refused_even_with_high_bits() {
         assert_eq!(native(libc::SYS_ioctl, [0, TIOCSTI, 0, 0, 0, 0]), EPERM);
         assert_eq!(native(libc::SYS_ioctl, [0, TIOCLINUX, 0, 0, 0, 0]), EPERM);
-        assert_eq!(native(libc::SYS_ioctl, [0, TIOCSTI | (1 << 32), 0, 0, 0, 0]), EPERM);
+        assert_eq!(
+            native(libc::SYS_ioctl, [0, TIOCSTI | (1 << 32), 0, 0, 0, 0]),
+            EPERM
+        );
     }
 
     #[test]
     fn namespaces_vsock_and_pdeathsig_are_refused() {
-        for flag in [libc::CLONE_NEWUSER, libc::CLONE_NEWNS, libc::CLONE_NEWNET, libc::CLONE_NEWPID] {
+        for flag in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWPID,
+        ] {
             let flags = flag as u64 | libc::SIGCHLD as u64;
-            assert_eq!(native(libc::SYS_clone, [flags, 0, 0, 0, 0, 0]), EPERM, "flag {flag:#x}");
+            assert_eq!(
+                native(libc::SYS_clone, [flags, 0, 0, 0, 0, 0]),
+                EPERM,
+                "flag {flag:#x}"
+            );
         }
-        assert_eq!(native(libc::SYS_socket, [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]), EPERM);
-        assert_eq!(native(libc::SYS_prctl, [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0]), EPERM);
+        assert_eq!(
+            native(libc::SYS_socket, [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]),
+            EPERM
+        );
+        assert_eq!(
+            native(
+                libc::SYS_prctl,
+                [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0]
+            ),
+            EPERM
+        );
         // ADDR_NO_RANDOMIZE
-        assert_eq!(native(libc::SYS_personality, [0x0040000, 0, 0, 0, 0, 0]), EPERM);
+        assert_eq!(
+            native(libc::SYS_personality, [0x0040000, 0, 0, 0, 0, 0]),
+            EPERM
+        );
     }
 
     #[test]
     fn clone3_says_enosys_so_libc_falls_back_to_clone() {
-        assert_eq!(native(libc::SYS_clone3, [0; 6]), RET_ERRNO | libc::ENOSYS as u32);
+        assert_eq!(
+            native(libc::SYS_clone3, [0; 6]),
+            RET_ERRNO | libc::ENOSYS as u32
+        );
     }
 
     #[test]
     fn foreign_abis_are_killed() {
-        assert_eq!(verdict(AUDIT_ARCH_I386, 1, [0; 6]), SECCOMP_RET_KILL_PROCESS);
+        assert_eq!(
+            verdict(AUDIT_ARCH_I386, 1, [0; 6]),
+            SECCOMP_RET_KILL_PROCESS
+        );
         // x32 ptrace: 0x40000000 | 521
         assert_eq!(native(0x4000_0000 | 521, [0; 6]), SECCOMP_RET_KILL_PROCESS);
         assert_eq!(native(0x4000_0000, [0; 6]), SECCOMP_RET_KILL_PROCESS);
@@ -496,12 +674,25 @@ mod tests {
         assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActAllow);
         let calls = s.syscalls().as_ref().unwrap();
         let names: Vec<_> = calls.iter().flat_map(|c| c.names().clone()).collect();
-        for n in ["ptrace", "mount", "unshare", "setns", "bpf", "keyctl", "io_uring_setup", "ioctl", "clone3"] {
+        for n in [
+            "ptrace",
+            "mount",
+            "unshare",
+            "setns",
+            "bpf",
+            "keyctl",
+            "io_uring_setup",
+            "ioctl",
+            "clone3",
+        ] {
             assert!(names.iter().any(|x| x == n), "{n} missing");
         }
         let tiocsti = calls
             .iter()
-            .find(|c| c.names()[0] == "ioctl" && c.args().as_ref().unwrap()[0].value_two() == Some(TIOCSTI))
+            .find(|c| {
+                c.names()[0] == "ioctl"
+                    && c.args().as_ref().unwrap()[0].value_two() == Some(TIOCSTI)
+            })
             .unwrap();
         assert_eq!(tiocsti.errno_ret(), Some(libc::EPERM as u32));
         let clone3 = calls.iter().find(|c| c.names()[0] == "clone3").unwrap();

@@ -25,7 +25,10 @@ fn runs_dir(state_dir: &Path) -> PathBuf {
 /// runner.
 pub(crate) fn private_dir(dir: &Path) -> io::Result<()> {
     if fs::symlink_metadata(dir).is_err() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     crate::fsperm::check_trusted(dir, "sandbox state directory")
         .map(drop)
@@ -58,7 +61,8 @@ impl Run {
         let dir = runs.join(&id);
         fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let file = File::create(dir.join("lock"))?;
-        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io::Error::from(e))?;
+        let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| io::Error::from(e))?;
         Ok(Run {
             id,
             dir,
@@ -94,7 +98,9 @@ pub(crate) fn stale_runs(state_dir: &Path) -> Vec<StaleRun> {
     };
     let mut stale = Vec::new();
     for e in entries.flatten() {
-        let Ok(id) = e.file_name().into_string() else { continue };
+        let Ok(id) = e.file_name().into_string() else {
+            continue;
+        };
         if !id.starts_with("er-") {
             continue;
         }
@@ -103,13 +109,21 @@ pub(crate) fn stale_runs(state_dir: &Path) -> Vec<StaleRun> {
             // A run directory without a lock file was interrupted while being created.
             if let Ok(file) = File::create(dir.join("lock")) {
                 if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                    stale.push(StaleRun { id, dir, _lock: lock });
+                    stale.push(StaleRun {
+                        id,
+                        dir,
+                        _lock: lock,
+                    });
                 }
             }
             continue;
         };
         if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            stale.push(StaleRun { id, dir, _lock: lock });
+            stale.push(StaleRun {
+                id,
+                dir,
+                _lock: lock,
+            });
         }
     }
     stale

@@ -105,7 +105,8 @@ fn apparmor() -> AppArmor {
 }
 
 fn seccomp() -> Result<(), String> {
-    let status = fs::read_to_string("/proc/self/status").map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
+    let status = fs::read_to_string("/proc/self/status")
+        .map_err(|e| format!("cannot read /proc/self/status: {e}"))?;
     if !status.lines().any(|l| l.starts_with("Seccomp:")) {
         return Err("the kernel was built without seccomp (CONFIG_SECCOMP)".into());
     }
@@ -142,11 +143,9 @@ fn user_namespaces() -> Result<(), String> {
             );
         }
         if read_number("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == Some(1) {
-            return Err(
-                "AppArmor restricts unprivileged user namespaces \
+            return Err("AppArmor restricts unprivileged user namespaces \
                  (kernel.apparmor_restrict_unprivileged_userns=1); run the runner as root"
-                    .into(),
-            );
+                .into());
         }
     }
     Ok(())
@@ -154,8 +153,9 @@ fn user_namespaces() -> Result<(), String> {
 
 fn mount_api() -> Result<(), String> {
     // open_tree without OPEN_TREE_CLONE only returns an O_PATH descriptor: harmless.
-    let fd = super::sys::open_tree(libc::AT_FDCWD, c"/", libc::O_CLOEXEC as u32)
-        .map_err(|e| format!("open_tree(2) is unavailable ({e}); the native backend needs Linux 5.12+"))?;
+    let fd = super::sys::open_tree(libc::AT_FDCWD, c"/", libc::O_CLOEXEC as u32).map_err(|e| {
+        format!("open_tree(2) is unavailable ({e}); the native backend needs Linux 5.12+")
+    })?;
     // Changing nothing on a mount we do not own: ENOSYS means the call is missing.
     match super::sys::mount_setattr(std::os::fd::AsFd::as_fd(&fd), false, 0, 0, 0) {
         Err(nix::errno::Errno::ENOSYS) => {

@@ -388,7 +388,16 @@ pub(crate) fn landlock_abi_version() -> SysResult<i32> {
 pub(crate) fn fork_raw() -> SysResult<Option<Pid>> {
     // SAFETY: clone with only SIGCHLD and no stack is fork(2); both sides continue here and
     // the callers only use async-signal-safe wrappers afterwards.
-    let rc = check(unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0usize, 0usize, 0usize, 0usize) })?;
+    let rc = check(unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::SIGCHLD as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    })?;
     Ok((rc != 0).then(|| Pid::from_raw(rc as libc::pid_t)))
 }
 
@@ -409,7 +418,8 @@ pub(crate) fn wait_any() -> SysResult<(Pid, libc::c_int)> {
 /// Duplicates `fd` to the lowest free number at or above `min`, close-on-exec.
 pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
     // SAFETY: F_DUPFD_CLOEXEC only adds a descriptor.
-    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long).map(|f| f as RawFd)
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) } as libc::c_long)
+        .map(|f| f as RawFd)
 }
 
 /// Takes ownership of a raw descriptor returned by [`dup_above`].

@@ -144,7 +144,10 @@ impl<T> At<T> for Result<T, Errno> {
 fn report_error(fd: RawFd, step: Step, errno: Errno, detail: u16) {
     let e = (errno as i32).to_le_bytes();
     let d = detail.to_le_bytes();
-    let _ = sys::write_all(fd, &[MSG_ERROR, step as u8, e[0], e[1], e[2], e[3], d[0], d[1]]);
+    let _ = sys::write_all(
+        fd,
+        &[MSG_ERROR, step as u8, e[0], e[1], e[2], e[3], d[0], d[1]],
+    );
 }
 
 fn expect(fd: RawFd, want: u8) -> Result<(), Errno> {
@@ -231,7 +234,11 @@ fn mount_op(op: &Op, mut tool: RawFd) -> Result<RawFd, Errno> {
                 MsFlags::MS_REC | MsFlags::MS_PRIVATE,
                 none,
             )?,
-            Op::CloneReadOnly { source, target, attr } => {
+            Op::CloneReadOnly {
+                source,
+                target,
+                attr,
+            } => {
                 let tree = sys::open_tree(
                     libc::AT_FDCWD,
                     source,
@@ -245,14 +252,24 @@ fn mount_op(op: &Op, mut tool: RawFd) -> Result<RawFd, Errno> {
                 target,
                 flags,
                 data,
-            } => nix::mount::mount(Some(fstype.as_c_str()), target.as_c_str(), Some(fstype.as_c_str()), *flags, Some(data.as_c_str()))?,
+            } => nix::mount::mount(
+                Some(fstype.as_c_str()),
+                target.as_c_str(),
+                Some(fstype.as_c_str()),
+                *flags,
+                Some(data.as_c_str()),
+            )?,
             Op::Bind {
                 source,
                 target,
                 attr,
                 optional,
             } => {
-                let tree = match sys::open_tree(libc::AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) {
+                let tree = match sys::open_tree(
+                    libc::AT_FDCWD,
+                    source,
+                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC,
+                ) {
                     Err(Errno::ENOENT) if *optional => return Ok(tool),
                     r => r?,
                 };
@@ -262,11 +279,17 @@ fn mount_op(op: &Op, mut tool: RawFd) -> Result<RawFd, Errno> {
                     r => r?,
                 }
             }
-            Op::Mkdir { path } => nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755))?,
+            Op::Mkdir { path } => {
+                nix::unistd::mkdir(path.as_c_str(), Mode::from_bits_truncate(0o755))?
+            }
             Op::Touch { path } => {
                 let fd = nix::fcntl::open(
                     path.as_c_str(),
-                    OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW | OFlag::O_EXCL,
+                    OFlag::O_CREAT
+                        | OFlag::O_WRONLY
+                        | OFlag::O_CLOEXEC
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_EXCL,
                     Mode::from_bits_truncate(0o444),
                 )?;
                 drop(fd);
@@ -286,7 +309,11 @@ fn mount_op(op: &Op, mut tool: RawFd) -> Result<RawFd, Errno> {
                 attr,
             } => {
                 const AT_SYMLINK_NOFOLLOW: u32 = libc::AT_SYMLINK_NOFOLLOW as u32;
-                let file = sys::open_tree(libc::AT_FDCWD, source, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW)?;
+                let file = sys::open_tree(
+                    libc::AT_FDCWD,
+                    source,
+                    OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW,
+                )?;
                 let st = nix::sys::stat::fstat(&file)?;
                 if st.st_dev as u64 != *dev || st.st_ino as u64 != *ino {
                     return Err(Errno::ESTALE);
@@ -352,7 +379,12 @@ fn supervise(plan: &InitPlan) -> i32 {
             let _ = sys::write_all(SYNC_OUT_FD, &[MSG_EXECUTED]);
         }
         Ok(_) => {
-            report_error(SYNC_OUT_FD, Step::Exec, Errno::from_raw(i32::from_le_bytes(buf)), 0);
+            report_error(
+                SYNC_OUT_FD,
+                Step::Exec,
+                Errno::from_raw(i32::from_le_bytes(buf)),
+                0,
+            );
             let _ = sys::wait_any();
             return 126;
         }

@@ -9,8 +9,8 @@ mod init;
 pub(crate) mod mounts;
 
 use super::cgroup::{CgroupLimits, Layout, RunCgroup};
-use super::output::{Pump, Wake};
 use super::outcome::{Outcome, Posture, Termination};
+use super::output::{Pump, Wake};
 use super::plan::Plan;
 use super::policy::SandboxPolicy;
 use super::posture::{self, Expected};
@@ -62,7 +62,10 @@ fn pipe_high() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     Ok((hi(r)?, hi(w)?))
 }
 
-fn cstrings<I: IntoIterator<Item = String>>(items: I, what: &str) -> Result<Vec<CString>, SandboxError> {
+fn cstrings<I: IntoIterator<Item = String>>(
+    items: I,
+    what: &str,
+) -> Result<Vec<CString>, SandboxError> {
     items
         .into_iter()
         .map(|s| {
@@ -89,7 +92,11 @@ pub(crate) fn run(
     let staging = super::state::sandbox_dir(state_dir).join("newroot");
     super::state::private_dir(&staging).map_err(io_err("prepare the staging mount point"))?;
     let masks = mounts::resolve_masks(&policy.rootfs, &policy.all_masked_paths());
-    let meta = launch.executable.file.metadata().map_err(io_err("inspect the executable"))?;
+    let meta = launch
+        .executable
+        .file
+        .metadata()
+        .map_err(io_err("inspect the executable"))?;
     let mount_plan = mounts::plan(
         &policy.rootfs,
         &staging,
@@ -101,7 +108,11 @@ pub(crate) fn run(
     )?;
 
     let mut head = [0u8; 2];
-    let script = launch.executable.file.read_at(&mut head, 0).is_ok_and(|n| n == 2 && head == *b"#!");
+    let script = launch
+        .executable
+        .file
+        .read_at(&mut head, 0)
+        .is_ok_and(|n| n == 2 && head == *b"#!");
 
     let mut strings = cstrings(
         std::iter::once(mounts::TOOL_PATH.to_owned()).chain(launch.args.iter().cloned()),
@@ -206,29 +217,66 @@ pub(crate) fn run(
     };
 
     let expected = Expected {
-        uid: if rootless { geteuid().as_raw() } else { policy.uid },
-        gid: if rootless { getegid().as_raw() } else { policy.gid },
+        uid: if rootless {
+            geteuid().as_raw()
+        } else {
+            policy.uid
+        },
+        gid: if rootless {
+            getegid().as_raw()
+        } else {
+            policy.gid
+        },
         seccomp: if plan.seccomp { 2 } else { 0 },
         namespaces: NAMESPACES,
     };
-    let (namespaces, started) = start(&mut guard, policy, rootless, &sync_in_w, &sync_out_r, &expected, &init_plan)?;
+    let (namespaces, started) = start(
+        &mut guard,
+        policy,
+        rootless,
+        &sync_in_w,
+        &sync_out_r,
+        &expected,
+        &init_plan,
+    )?;
 
-    let mut pump = Pump::new(stdin_w, launch.stdin, stdout_r, stderr_r, limits.output_bytes)
-        .map_err(io_err("prepare the tool's standard streams"))?;
+    let mut pump = Pump::new(
+        stdin_w,
+        launch.stdin,
+        stdout_r,
+        stderr_r,
+        limits.output_bytes,
+    )
+    .map_err(io_err("prepare the tool's standard streams"))?;
     let deadline = started + Duration::from_millis(limits.timeout_ms);
     let mut timed_out = false;
     let pidfd = guard.pidfd.as_fd();
-    if pump.run(pidfd, deadline).map_err(io_err("relay the tool's output"))? == Wake::Deadline {
+    if pump
+        .run(pidfd, deadline)
+        .map_err(io_err("relay the tool's output"))?
+        == Wake::Deadline
+    {
         timed_out = true;
         guard.terminate_tool();
         let grace = Instant::now() + Duration::from_millis(limits.kill_grace_ms);
-        if pump.run(guard.pidfd.as_fd(), grace).map_err(io_err("relay the tool's output"))? == Wake::Deadline {
+        if pump
+            .run(guard.pidfd.as_fd(), grace)
+            .map_err(io_err("relay the tool's output"))?
+            == Wake::Deadline
+        {
             guard.kill();
             let hard = Instant::now() + Duration::from_secs(10);
-            if pump.run(guard.pidfd.as_fd(), hard).map_err(io_err("relay the tool's output"))? == Wake::Deadline {
+            if pump
+                .run(guard.pidfd.as_fd(), hard)
+                .map_err(io_err("relay the tool's output"))?
+                == Wake::Deadline
+            {
                 return Err(SandboxError::Io {
                     what: "kill the sandbox".into(),
-                    source: io::Error::new(io::ErrorKind::TimedOut, "its init survived SIGKILL for 10 s"),
+                    source: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "its init survived SIGKILL for 10 s",
+                    ),
                 });
             }
         }
@@ -236,7 +284,8 @@ pub(crate) fn run(
     let reaped = sys::wait4(guard.pid).map_err(errno_err("reap the sandbox"))?;
     guard.reaped = true;
     let wall_ms = started.elapsed().as_millis() as u64;
-    pump.drain(Instant::now() + DRAIN_DEADLINE).map_err(io_err("drain the tool's output"))?;
+    pump.drain(Instant::now() + DRAIN_DEADLINE)
+        .map_err(io_err("drain the tool's output"))?;
     let (stdout, stderr) = pump.finish();
 
     let termination = match read_tool_status(&sync_out_r) {
@@ -246,10 +295,7 @@ pub(crate) fn run(
     };
     let cg = guard.cgroup.take();
     let (cpu_ms, peak) = match &cg {
-        Some(c) => (
-            c.cpu_ns().map(|ns| ns / 1_000_000),
-            c.peak_memory(),
-        ),
+        Some(c) => (c.cpu_ns().map(|ns| ns / 1_000_000), c.peak_memory()),
         None => (None, None),
     };
     if let Some(c) = cg {
@@ -345,7 +391,8 @@ fn start(
     if rootless {
         // Required before an unprivileged gid_map; it also stops the tool from ever
         // dropping a group to get around a "deny" ACL.
-        std::fs::write(format!("/proc/{pid}/setgroups"), "deny").map_err(io_err("deny setgroups in the sandbox"))?;
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")
+            .map_err(io_err("deny setgroups in the sandbox"))?;
     }
     // Rootless: the runner's own ids become the tool's. Root: the tool's ids map to
     // themselves, and root to root so that the setup steps (still uid 0 until step 11)
@@ -363,9 +410,11 @@ fn start(
     std::fs::write(format!("/proc/{pid}/gid_map"), map(policy.gid, outer_gid))
         .map_err(io_err("write the sandbox's gid map"))?;
     if let Some(c) = &guard.cgroup {
-        c.add(pid).map_err(io_err("move the sandbox into its cgroup"))?;
+        c.add(pid)
+            .map_err(io_err("move the sandbox into its cgroup"))?;
     }
-    sys::write_all(sync_in.as_raw_fd(), &[init::MSG_SETUP]).map_err(errno_err("signal the sandbox"))?;
+    sys::write_all(sync_in.as_raw_fd(), &[init::MSG_SETUP])
+        .map_err(errno_err("signal the sandbox"))?;
     let deadline = Instant::now() + SETUP_DEADLINE;
     match read_message(sync_out.as_fd(), guard.pidfd.as_fd(), deadline)? {
         Message::Ready => {}
@@ -396,7 +445,10 @@ impl Message {
                 step: format!(
                     "{} ({})",
                     Step::Mounts.describe(),
-                    plan.mounts.ops.get(i as usize).map_or_else(|| "no tool attached".into(), |o| o.describe())
+                    plan.mounts
+                        .ops
+                        .get(i as usize)
+                        .map_or_else(|| "no tool attached".into(), |o| o.describe())
                 ),
                 errno,
             },
@@ -412,18 +464,30 @@ impl Message {
     }
 }
 
-fn read_exact_deadline(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, buf: &mut [u8], deadline: Instant) -> Result<bool, SandboxError> {
+fn read_exact_deadline(
+    fd: BorrowedFd<'_>,
+    pidfd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Result<bool, SandboxError> {
     let mut got = 0;
     while got < buf.len() {
         let wait = deadline.saturating_duration_since(Instant::now());
         if wait.is_zero() {
             return Err(SandboxError::Io {
                 what: "set up the sandbox".into(),
-                source: io::Error::new(io::ErrorKind::TimedOut, "no answer from the sandbox within 30 s"),
+                source: io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no answer from the sandbox within 30 s",
+                ),
             });
         }
-        let timeout = PollTimeout::try_from(wait.as_millis().min(60_000) as u64).unwrap_or(PollTimeout::MAX);
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN), PollFd::new(pidfd, PollFlags::POLLIN)];
+        let timeout =
+            PollTimeout::try_from(wait.as_millis().min(60_000) as u64).unwrap_or(PollTimeout::MAX);
+        let mut fds = [
+            PollFd::new(fd, PollFlags::POLLIN),
+            PollFd::new(pidfd, PollFlags::POLLIN),
+        ];
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(errno_err("wait for the sandbox")(e)),
@@ -442,7 +506,11 @@ fn read_exact_deadline(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, buf: &mut [u8]
     Ok(true)
 }
 
-fn read_message(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, deadline: Instant) -> Result<Message, SandboxError> {
+fn read_message(
+    fd: BorrowedFd<'_>,
+    pidfd: BorrowedFd<'_>,
+    deadline: Instant,
+) -> Result<Message, SandboxError> {
     let mut tag = [0u8; 1];
     if !read_exact_deadline(fd, pidfd, &mut tag, deadline)? {
         return Ok(Message::Gone);
@@ -457,7 +525,11 @@ fn read_message(fd: BorrowedFd<'_>, pidfd: BorrowedFd<'_>, deadline: Instant) ->
             }
             let step = Step::from_u8(rest[0]).unwrap_or(Step::Handshake);
             let errno = Errno::from_raw(i32::from_le_bytes([rest[1], rest[2], rest[3], rest[4]]));
-            Ok(Message::Failed(step, errno, u16::from_le_bytes([rest[5], rest[6]])))
+            Ok(Message::Failed(
+                step,
+                errno,
+                u16::from_le_bytes([rest[5], rest[6]]),
+            ))
         }
         _ => Ok(Message::Gone),
     }
@@ -474,7 +546,8 @@ fn read_tool_status(sync_out: &OwnedFd) -> Option<i32> {
             Ok(n) => got += n,
         }
     }
-    (got == 5 && buf[0] == init::MSG_TOOL_ENDED).then(|| i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]))
+    (got == 5 && buf[0] == init::MSG_TOOL_ENDED)
+        .then(|| i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]))
 }
 
 pub(crate) fn decode(status: i32) -> Termination {

@@ -42,12 +42,22 @@ pub(crate) enum Op {
         attr: u64,
         optional: bool,
     },
-    Mkdir { path: CString },
+    Mkdir {
+        path: CString,
+    },
     /// An empty file to mount over.
-    Touch { path: CString },
-    Symlink { target: CString, link: CString },
+    Touch {
+        path: CString,
+    },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
     /// Add `attr` to an existing mount (to make a populated tmpfs read-only).
-    Remount { target: CString, attr: u64 },
+    Remount {
+        target: CString,
+        attr: u64,
+    },
     /// Attach a clone of the mount holding the verified executable, with `attr`, at
     /// `target`. The clone is taken through `source` (a descriptor's mount cannot be cloned
     /// from another mount namespace) and refused unless it is the very inode the runner
@@ -75,7 +85,9 @@ impl Op {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
             Op::MakePrivate => "make / private".into(),
-            Op::CloneReadOnly { source, target, .. } => format!("clone {} read-only onto {}", s(source), s(target)),
+            Op::CloneReadOnly { source, target, .. } => {
+                format!("clone {} read-only onto {}", s(source), s(target))
+            }
             Op::Mount { fstype, target, .. } => format!("mount {} on {}", s(fstype), s(target)),
             Op::Bind { source, target, .. } => format!("bind {} onto {}", s(source), s(target)),
             Op::Mkdir { path } => format!("create directory {}", s(path)),
@@ -114,8 +126,12 @@ pub(crate) fn resolve_masks(rootfs: &Path, paths: &[PathBuf]) -> Vec<Mask> {
     let mut masks: Vec<Mask> = Vec::new();
     for p in paths {
         let outside = under(rootfs, p);
-        let Ok(real) = std::fs::canonicalize(&outside) else { continue };
-        let Ok(inside) = real.strip_prefix(rootfs) else { continue };
+        let Ok(real) = std::fs::canonicalize(&outside) else {
+            continue;
+        };
+        let Ok(inside) = real.strip_prefix(rootfs) else {
+            continue;
+        };
         let inside = Path::new("/").join(inside);
         if inside == Path::new("/") {
             continue;
@@ -217,7 +233,11 @@ pub(crate) fn plan(
     }
     for d in PROC_MASKED_DIRS {
         if Path::new("/proc").join(d).is_dir() {
-            ops.push(tmpfs(at(&format!("/proc/{d}"))?, fixed(ro), "size=4k,nr_inodes=1,mode=555".into())?);
+            ops.push(tmpfs(
+                at(&format!("/proc/{d}"))?,
+                fixed(ro),
+                "size=4k,nr_inodes=1,mode=555".into(),
+            )?);
         }
     }
     for d in PROC_READ_ONLY {
@@ -229,7 +249,11 @@ pub(crate) fn plan(
             optional: true,
         });
     }
-    ops.push(tmpfs(at("/sys")?, fixed(ro), "size=4k,nr_inodes=1,mode=555".into())?);
+    ops.push(tmpfs(
+        at("/sys")?,
+        fixed(ro),
+        "size=4k,nr_inodes=1,mode=555".into(),
+    )?);
 
     ops.push(tmpfs(
         at("/dev")?,
@@ -238,7 +262,9 @@ pub(crate) fn plan(
     )?);
     for d in DEVICES {
         let target = at(&format!("/dev/{d}"))?;
-        ops.push(Op::Touch { path: target.clone() });
+        ops.push(Op::Touch {
+            path: target.clone(),
+        });
         ops.push(Op::Bind {
             source: cstring(format!("/dev/{d}"))?,
             target,
@@ -271,7 +297,11 @@ pub(crate) fn plan(
         ),
     )?);
 
-    ops.push(tmpfs(at("/run")?, fixed(MsFlags::empty()), "size=16k,nr_inodes=8,mode=755".into())?);
+    ops.push(tmpfs(
+        at("/run")?,
+        fixed(MsFlags::empty()),
+        "size=16k,nr_inodes=8,mode=755".into(),
+    )?);
     ops.push(Op::Mkdir {
         path: at("/run/edge-runner")?,
     });
@@ -296,7 +326,11 @@ pub(crate) fn plan(
     for m in masks {
         let target = cstring(under(staging, &m.path))?;
         if m.dir {
-            ops.push(tmpfs(target, fixed(ro), "size=4k,nr_inodes=1,mode=000".into())?);
+            ops.push(tmpfs(
+                target,
+                fixed(ro),
+                "size=4k,nr_inodes=1,mode=000".into(),
+            )?);
         } else {
             // nodev makes the stand-in /dev/null impossible to open at all.
             ops.push(Op::Bind {
@@ -340,21 +374,48 @@ mod tests {
         assert_eq!(
             masks,
             vec![
-                Mask { path: "/etc/er/keys.json".into(), dir: false },
-                Mask { path: "/real".into(), dir: true },
-                Mask { path: "/var/lib/er".into(), dir: true },
+                Mask {
+                    path: "/etc/er/keys.json".into(),
+                    dir: false
+                },
+                Mask {
+                    path: "/real".into(),
+                    dir: true
+                },
+                Mask {
+                    path: "/var/lib/er".into(),
+                    dir: true
+                },
             ]
         );
     }
 
     #[test]
     fn plan_starts_read_only_and_ends_with_masks() {
-        let masks = [Mask { path: "/etc/er/keys.json".into(), dir: false }];
-        let p = plan(Path::new("/"), Path::new("/stage"), (Path::new("/a/tool"), 1, 2), &masks, 1 << 20, 65534, 65534).unwrap();
+        let masks = [Mask {
+            path: "/etc/er/keys.json".into(),
+            dir: false,
+        }];
+        let p = plan(
+            Path::new("/"),
+            Path::new("/stage"),
+            (Path::new("/a/tool"), 1, 2),
+            &masks,
+            1 << 20,
+            65534,
+            65534,
+        )
+        .unwrap();
         assert!(matches!(p.ops[0], Op::MakePrivate));
-        assert!(matches!(&p.ops[1], Op::CloneReadOnly { target, .. } if target.as_bytes() == b"/stage"));
-        assert!(p.ops.iter().any(|o| matches!(o, Op::Mount { target, data, .. }
-            if target.as_bytes() == b"/stage/tmp" && data.to_bytes().starts_with(b"size=1048576"))));
+        assert!(
+            matches!(&p.ops[1], Op::CloneReadOnly { target, .. } if target.as_bytes() == b"/stage")
+        );
+        assert!(
+            p.ops
+                .iter()
+                .any(|o| matches!(o, Op::Mount { target, data, .. }
+            if target.as_bytes() == b"/stage/tmp" && data.to_bytes().starts_with(b"size=1048576")))
+        );
         assert!(matches!(p.ops.last(), Some(Op::Bind { target, attr, .. })
             if target.as_bytes() == b"/stage/etc/er/keys.json" && attr & (ATTR_NODEV | ATTR_RDONLY) == ATTR_NODEV | ATTR_RDONLY));
     }

@@ -9,9 +9,9 @@ use super::super::native::mounts::{Mask, TOOL_PATH};
 use super::super::plan::Plan;
 use super::super::policy::{RunLimits, SandboxPolicy};
 use oci_spec::runtime::{
-    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder, RootBuilder, Spec,
-    SpecBuilder, UserBuilder,
+    Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
+    RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use std::path::{Path, PathBuf};
 
@@ -47,7 +47,12 @@ pub(crate) struct BundleInput<'a> {
     pub masked_file: &'a Path,
 }
 
-fn mount(dest: &str, typ: &str, source: impl Into<PathBuf>, options: &[&str]) -> Result<Mount, BundleError> {
+fn mount(
+    dest: &str,
+    typ: &str,
+    source: impl Into<PathBuf>,
+    options: &[&str],
+) -> Result<Mount, BundleError> {
     Ok(MountBuilder::default()
         .destination(dest)
         .typ(typ)
@@ -95,7 +100,13 @@ pub(crate) fn build(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
                 .build()?,
         )
         .args(args)
-        .env(input.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())
+        .env(
+            input
+                .env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+        )
         .cwd("/")
         .capabilities(capabilities)
         .no_new_privileges(true)
@@ -107,21 +118,55 @@ pub(crate) fn build(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
     }
     let process = process.build()?;
 
-    let (size, uid, gid) = (format!("size={}", p.tmp_bytes), format!("uid={}", p.uid), format!("gid={}", p.gid));
+    let (size, uid, gid) = (
+        format!("size={}", p.tmp_bytes),
+        format!("uid={}", p.uid),
+        format!("gid={}", p.gid),
+    );
     let mut mounts = vec![
         mount("/proc", "proc", "proc", &["nosuid", "nodev", "noexec"])?,
         mount("/dev", "tmpfs", "tmpfs", &["nosuid", "noexec", "mode=755"])?,
-        mount("/sys", "tmpfs", "tmpfs", &["ro", "nosuid", "nodev", "noexec", "mode=555"])?,
-        mount("/tmp", "tmpfs", "tmpfs", &["nosuid", "nodev", "noexec", &size, "mode=700", &uid, &gid])?,
-        mount("/run", "tmpfs", "tmpfs", &["ro", "nosuid", "nodev", "noexec", "mode=755"])?,
-        mount(TOOL_PATH, "bind", input.tool, &["rbind", "ro", "nosuid", "nodev"])?,
+        mount(
+            "/sys",
+            "tmpfs",
+            "tmpfs",
+            &["ro", "nosuid", "nodev", "noexec", "mode=555"],
+        )?,
+        mount(
+            "/tmp",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "nodev", "noexec", &size, "mode=700", &uid, &gid],
+        )?,
+        mount(
+            "/run",
+            "tmpfs",
+            "tmpfs",
+            &["ro", "nosuid", "nodev", "noexec", "mode=755"],
+        )?,
+        mount(
+            TOOL_PATH,
+            "bind",
+            input.tool,
+            &["rbind", "ro", "nosuid", "nodev"],
+        )?,
     ];
     for m in input.masks {
         let dest = m.path.to_string_lossy();
         mounts.push(if m.dir {
-            mount(&dest, "tmpfs", "tmpfs", &["ro", "nosuid", "nodev", "noexec", "mode=000"])?
+            mount(
+                &dest,
+                "tmpfs",
+                "tmpfs",
+                &["ro", "nosuid", "nodev", "noexec", "mode=000"],
+            )?
         } else {
-            mount(&dest, "bind", input.masked_file, &["bind", "ro", "nosuid", "nodev", "noexec"])?
+            mount(
+                &dest,
+                "bind",
+                input.masked_file,
+                &["bind", "ro", "nosuid", "nodev", "noexec"],
+            )?
         });
     }
 
@@ -139,7 +184,12 @@ pub(crate) fn build(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
 
     Ok(SpecBuilder::default()
         .version("1.0.2")
-        .root(RootBuilder::default().path(p.rootfs.clone()).readonly(true).build()?)
+        .root(
+            RootBuilder::default()
+                .path(p.rootfs.clone())
+                .readonly(true)
+                .build()?,
+        )
         .hostname("sandbox")
         .process(process)
         .mounts(mounts)
@@ -163,8 +213,14 @@ mod tests {
             seccomp,
         };
         let masks = [
-            Mask { path: "/etc/er/keys.json".into(), dir: false },
-            Mask { path: "/var/lib/er".into(), dir: true },
+            Mask {
+                path: "/etc/er/keys.json".into(),
+                dir: false,
+            },
+            Mask {
+                path: "/var/lib/er".into(),
+                dir: true,
+            },
         ];
         let spec = build(&BundleInput {
             policy: &policy,
@@ -187,7 +243,13 @@ mod tests {
         assert_eq!(p["user"]["uid"], 65534);
         assert_eq!(p["user"]["gid"], 65534);
         assert_eq!(p["user"]["additionalGids"], serde_json::json!([]));
-        for set in ["bounding", "effective", "inheritable", "permitted", "ambient"] {
+        for set in [
+            "bounding",
+            "effective",
+            "inheritable",
+            "permitted",
+            "ambient",
+        ] {
             assert_eq!(p["capabilities"][set], serde_json::json!([]), "{set}");
         }
         assert_eq!(p["noNewPrivileges"], true);
@@ -195,7 +257,17 @@ mod tests {
         assert_eq!(p["args"], serde_json::json!([TOOL_PATH, "--flag"]));
         assert_eq!(p["env"], serde_json::json!(["PATH=/usr/bin"]));
         assert_eq!(p["apparmorProfile"], "edge-runner-tool");
-        let rl: Vec<_> = p["rlimits"].as_array().unwrap().iter().map(|r| (r["type"].as_str().unwrap().to_owned(), r["hard"].as_u64().unwrap())).collect();
+        let rl: Vec<_> = p["rlimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["type"].as_str().unwrap().to_owned(),
+                    r["hard"].as_u64().unwrap(),
+                )
+            })
+            .collect();
         assert!(rl.contains(&("RLIMIT_CORE".to_owned(), 0)));
         assert!(rl.contains(&("RLIMIT_NPROC".to_owned(), 64)));
         for t in ["RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NOFILE", "RLIMIT_FSIZE"] {
@@ -209,14 +281,30 @@ mod tests {
         assert_eq!(v["root"]["readonly"], true);
         assert_eq!(v["root"]["path"], "/");
         let mounts = v["mounts"].as_array().unwrap();
-        let find = |d: &str| mounts.iter().find(|m| m["destination"] == d).unwrap_or_else(|| panic!("{d}"));
+        let find = |d: &str| {
+            mounts
+                .iter()
+                .find(|m| m["destination"] == d)
+                .unwrap_or_else(|| panic!("{d}"))
+        };
         let tool = find(TOOL_PATH);
         assert_eq!(tool["source"], "/var/lib/er/armory/blob");
         assert!(tool["options"].as_array().unwrap().contains(&"ro".into()));
         let tmp = find("/tmp");
         assert_eq!(tmp["type"], "tmpfs");
-        assert!(tmp["options"].as_array().unwrap().iter().any(|o| o == "size=67108864"));
-        assert!(find("/sys")["options"].as_array().unwrap().contains(&"ro".into()));
+        assert!(
+            tmp["options"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o == "size=67108864")
+        );
+        assert!(
+            find("/sys")["options"]
+                .as_array()
+                .unwrap()
+                .contains(&"ro".into())
+        );
         let key = find("/etc/er/keys.json");
         assert_eq!(key["source"], "/var/lib/er/sandbox/runs/x/masked");
         assert!(key["options"].as_array().unwrap().contains(&"ro".into()));
@@ -228,13 +316,30 @@ mod tests {
     #[test]
     fn linux_section_has_fresh_namespaces_and_the_deny_table() {
         let v = input_spec(false, true);
-        let ns: Vec<_> = v["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap().to_owned()).collect();
+        let ns: Vec<_> = v["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["type"].as_str().unwrap().to_owned())
+            .collect();
         for want in ["pid", "ipc", "uts", "mount", "network"] {
             assert!(ns.iter().any(|n| n == want), "{want}");
         }
-        assert!(v["linux"]["namespaces"].as_array().unwrap().iter().all(|n| n.get("path").is_none()));
+        assert!(
+            v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|n| n.get("path").is_none())
+        );
         let sc = &v["linux"]["seccomp"];
         assert_eq!(sc["defaultAction"], "SCMP_ACT_ALLOW");
-        assert!(sc["syscalls"].as_array().unwrap().iter().any(|s| s["names"][0] == "ptrace" && s["action"] == "SCMP_ACT_ERRNO"));
+        assert!(
+            sc["syscalls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["names"][0] == "ptrace" && s["action"] == "SCMP_ACT_ERRNO")
+        );
     }
 }

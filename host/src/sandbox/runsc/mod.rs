@@ -10,8 +10,8 @@ pub(crate) mod bundle;
 
 use super::cgroup::{CgroupLimits, Layout, RunCgroup};
 use super::native::mounts;
-use super::output::{Pump, Wake};
 use super::outcome::{Outcome, Posture, Termination};
+use super::output::{Pump, Wake};
 use super::plan::Plan;
 use super::policy::SandboxPolicy;
 use super::state::Run;
@@ -83,10 +83,11 @@ pub(crate) fn run(
         what: "build the OCI bundle".into(),
         source: io::Error::other(e),
     })?;
-    spec.save(bundle_dir.join("config.json")).map_err(|e| SandboxError::Io {
-        what: "write the OCI bundle".into(),
-        source: io::Error::other(e),
-    })?;
+    spec.save(bundle_dir.join("config.json"))
+        .map_err(|e| SandboxError::Io {
+            what: "write the OCI bundle".into(),
+            source: io::Error::other(e),
+        })?;
 
     let cgroup = match cgroups {
         Some(layout) => Some(
@@ -95,7 +96,9 @@ pub(crate) fn run(
                 &policy.cgroup_parent,
                 &run.id,
                 CgroupLimits {
-                    memory_bytes: limits.memory_bytes.saturating_add(policy.runsc_overhead_bytes),
+                    memory_bytes: limits
+                        .memory_bytes
+                        .saturating_add(policy.runsc_overhead_bytes),
                     pids: limits
                         .max_processes
                         .saturating_mul(RUNSC_PIDS_PER_PROCESS)
@@ -146,12 +149,15 @@ pub(crate) fn run(
             .collect(),
         None => Vec::new(),
     };
-    let apparmor = match &plan.apparmor_profile {
-        Some(p) => Some(CString::new(format!("exec {p}")).map_err(|_| SandboxError::InvalidPolicy {
-            message: "the AppArmor profile name contains a NUL byte".into(),
-        })?),
-        None => None,
-    };
+    let apparmor =
+        match &plan.apparmor_profile {
+            Some(p) => Some(CString::new(format!("exec {p}")).map_err(|_| {
+                SandboxError::InvalidPolicy {
+                    message: "the AppArmor profile name contains a NUL byte".into(),
+                }
+            })?),
+            None => None,
+        };
     let procs_raw: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
     sys::before_exec(&mut cmd, move |/* child */| {
         for fd in &procs_raw {
@@ -175,22 +181,43 @@ pub(crate) fn run(
     let watch = pidfd.try_clone().map_err(io_err("watch runsc"))?;
     guard.child = Some((pid, pidfd));
 
-    let mut pump = Pump::new(stdin_w, launch.stdin, stdout_r, stderr_r, limits.output_bytes)
-        .map_err(io_err("prepare the tool's standard streams"))?;
+    let mut pump = Pump::new(
+        stdin_w,
+        launch.stdin,
+        stdout_r,
+        stderr_r,
+        limits.output_bytes,
+    )
+    .map_err(io_err("prepare the tool's standard streams"))?;
     let deadline = started + Duration::from_millis(limits.timeout_ms);
     let mut timed_out = false;
-    if pump.run(watch.as_fd(), deadline).map_err(io_err("relay the tool's output"))? == Wake::Deadline {
+    if pump
+        .run(watch.as_fd(), deadline)
+        .map_err(io_err("relay the tool's output"))?
+        == Wake::Deadline
+    {
         timed_out = true;
         // runsc forwards SIGTERM to the container's init.
         let _ = sys::pidfd_send_signal(watch.as_fd(), libc::SIGTERM);
         let grace = Instant::now() + Duration::from_millis(limits.kill_grace_ms);
-        if pump.run(watch.as_fd(), grace).map_err(io_err("relay the tool's output"))? == Wake::Deadline {
+        if pump
+            .run(watch.as_fd(), grace)
+            .map_err(io_err("relay the tool's output"))?
+            == Wake::Deadline
+        {
             guard.kill();
             let hard = Instant::now() + Duration::from_secs(10);
-            if pump.run(watch.as_fd(), hard).map_err(io_err("relay the tool's output"))? == Wake::Deadline {
+            if pump
+                .run(watch.as_fd(), hard)
+                .map_err(io_err("relay the tool's output"))?
+                == Wake::Deadline
+            {
                 return Err(SandboxError::Io {
                     what: "kill the sandbox".into(),
-                    source: io::Error::new(io::ErrorKind::TimedOut, "runsc survived SIGKILL for 10 s"),
+                    source: io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "runsc survived SIGKILL for 10 s",
+                    ),
                 });
             }
         }
@@ -213,7 +240,10 @@ pub(crate) fn run(
     let termination = if libc::WIFSIGNALED(reaped.status) {
         if !timed_out {
             return Err(SandboxError::Runsc {
-                message: format!("runsc was killed by signal {}", libc::WTERMSIG(reaped.status)),
+                message: format!(
+                    "runsc was killed by signal {}",
+                    libc::WTERMSIG(reaped.status)
+                ),
             });
         }
         Termination::Signaled(libc::SIGKILL)
@@ -248,7 +278,10 @@ pub(crate) fn run(
         peak_memory_bytes: peak.unwrap_or(reaped.max_rss_bytes),
         posture: Posture {
             backend: "runsc".into(),
-            namespaces: bundle::NAMESPACES.iter().map(|(_, n)| (*n).to_owned()).collect(),
+            namespaces: bundle::NAMESPACES
+                .iter()
+                .map(|(_, n)| (*n).to_owned())
+                .collect(),
             capabilities: Vec::new(),
             seccomp: plan.seccomp_posture().into(),
             apparmor: plan.apparmor_posture(),
@@ -274,8 +307,12 @@ fn read_log_error(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     text.lines().find_map(|line| {
         let v: serde_json::Value = serde_json::from_str(line).ok()?;
-        matches!(v.get("level")?.as_str()?, "error" | "fatal" | "panic")
-            .then(|| v.get("msg").and_then(|m| m.as_str()).unwrap_or(line).to_owned())
+        matches!(v.get("level")?.as_str()?, "error" | "fatal" | "panic").then(|| {
+            v.get("msg")
+                .and_then(|m| m.as_str())
+                .unwrap_or(line)
+                .to_owned()
+        })
     })
 }
 
@@ -284,9 +321,12 @@ pub(crate) fn delete_container(binary: &Path, state_dir: &Path, id: &str) {
     let root = runsc_root(state_dir);
     let known = std::fs::read_dir(&root)
         .map(|entries| {
-            entries
-                .flatten()
-                .any(|e| e.file_name().as_bytes().windows(id.len()).any(|w| w == id.as_bytes()))
+            entries.flatten().any(|e| {
+                e.file_name()
+                    .as_bytes()
+                    .windows(id.len())
+                    .any(|w| w == id.as_bytes())
+            })
         })
         .unwrap_or(false);
     if !known {
