@@ -241,13 +241,11 @@ fn sweep_with(
 ) -> SweepReport {
     let mut report = SweepReport::default();
     for stale in state::stale_runs(state_dir) {
-        if let Some(layout) = &host.cgroups {
-            if let Some(cg) = cgroup::RunCgroup::existing(layout, &policy.cgroup_parent, &stale.id)
-            {
-                if let Err(e) = cg.remove() {
-                    tracing::warn!(run = %stale.id, error = %e, "failed to remove a stale cgroup");
-                }
-            }
+        let cg = host.cgroups.as_ref().and_then(|layout| {
+            cgroup::RunCgroup::existing(layout, &policy.cgroup_parent, &stale.id)
+        });
+        if let Some(Err(e)) = cg.map(cgroup::RunCgroup::remove) {
+            tracing::warn!(run = %stale.id, error = %e, "failed to remove a stale cgroup");
         }
         if let Some(binary) = &host.runsc {
             runsc::delete_container(binary, state_dir, &stale.id);

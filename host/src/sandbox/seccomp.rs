@@ -360,10 +360,11 @@ fn target_arch() -> Result<TargetArch, SeccompError> {
         .map_err(|_| SeccompError::UnsupportedArch(std::env::consts::ARCH))
 }
 
-// Classic BPF opcodes (<linux/bpf_common.h>) for the ABI program.
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10 | 0x00;
-const BPF_JMP_JGE_K: u16 = 0x05 | 0x30 | 0x00;
+// Classic BPF opcodes (<linux/bpf_common.h>) for the ABI program: BPF_LD|BPF_W|BPF_ABS,
+// BPF_JMP|BPF_JEQ|BPF_K, BPF_JMP|BPF_JGE|BPF_K.
+const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_JMP_JEQ_K: u16 = 0x15;
+const BPF_JMP_JGE_K: u16 = 0x35;
 const BPF_RET_K: u16 = 0x06;
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;

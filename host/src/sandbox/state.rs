@@ -107,14 +107,15 @@ pub(crate) fn stale_runs(state_dir: &Path) -> Vec<StaleRun> {
         let dir = e.path();
         let Ok(file) = File::open(dir.join("lock")) else {
             // A run directory without a lock file was interrupted while being created.
-            if let Ok(file) = File::create(dir.join("lock")) {
-                if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                    stale.push(StaleRun {
-                        id,
-                        dir,
-                        _lock: lock,
-                    });
-                }
+            if let Ok(lock) = File::create(dir.join("lock"))
+                .map_err(drop)
+                .and_then(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(drop))
+            {
+                stale.push(StaleRun {
+                    id,
+                    dir,
+                    _lock: lock,
+                });
             }
             continue;
         };

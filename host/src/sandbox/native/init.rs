@@ -244,7 +244,7 @@ fn mount_op(op: &Op, mut tool: RawFd) -> Result<RawFd, Errno> {
                     source,
                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
                 )?;
-                sys::mount_setattr(tree.as_fd(), true, *attr, 0, libc::MS_PRIVATE as u64)?;
+                sys::mount_setattr(tree.as_fd(), true, *attr, 0, libc::MS_PRIVATE)?;
                 sys::move_mount_to(tree.as_fd(), target)?;
             }
             Op::Mount {
