@@ -31,7 +31,7 @@ mkdir -p "$WORK/bundle" "$WORK/runsc-root"
 python3 - "$WORK" <<'PY'
 import json, sys
 w = sys.argv[1]
-for name, args in (("true", ["/bin/true"]), ("script", ["/bin/sh", w + "/hello.sh"])):
+for name, args in (("true", ["/bin/true"]), ("script", ["/run/tool"])):
     c = {
         "ociVersion": "1.0.2",
         "root": {"path": "/", "readonly": True},
@@ -47,6 +47,7 @@ for name, args in (("true", ["/bin/true"]), ("script", ["/bin/sh", w + "/hello.s
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "noexec", "mode=755"]},
             {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec", "size=67108864"]},
+            {"destination": "/run/tool", "type": "bind", "source": w + "/hello.sh", "options": ["rbind", "ro"]},
         ],
         "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "network")]},
     }
