@@ -11,4 +11,5 @@ mod support;
 mod cli_verify;
 mod jws_attacks;
 mod plugin_faults;
+mod sandbox;
 mod vectors;

@@ -41,6 +41,9 @@ pub struct Config {
     pub plugins: PluginsConfig,
     #[serde(default)]
     pub input: InputConfig,
+    /// `[sandbox]`: backend, required protections, identity, view and default limits.
+    #[serde(default)]
+    pub sandbox: crate::sandbox::SandboxPolicy,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             state_dir: default_state_dir(),
             plugins: PluginsConfig::default(),
             input: InputConfig::default(),
+            sandbox: crate::sandbox::SandboxPolicy::default(),
         }
     }
 }
@@ -208,12 +212,22 @@ impl Config {
                 )));
             }
         }
+        self.sandbox.check().map_err(invalid)?;
         if self.plugins.fuel == 0 || self.plugins.memory_bytes < 64 * 1024 {
             return Err(invalid(
                 "plugins.fuel must be positive and plugins.memory_bytes at least 65536".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The sandbox policy completed with the runner's state directory and the secrets every
+    /// sandbox masks: the key set, the configuration file (when there is one) and the state
+    /// directory (which holds the replay store and the plugin cache).
+    pub fn sandbox_policy(&self, config_file: Option<&Path>) -> crate::sandbox::SandboxPolicy {
+        let mut secrets = vec![self.keys.clone()];
+        secrets.extend(config_file.map(Path::to_path_buf));
+        self.sandbox.clone().with_runner(&self.state_dir, &secrets)
     }
 
     /// The compile cache directory, if caching is on.

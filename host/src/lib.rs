@@ -19,5 +19,6 @@ pub mod jws;
 pub mod keys;
 pub mod plugins;
 pub mod reason;
+pub mod sandbox;
 pub mod sign;
 pub mod verify;

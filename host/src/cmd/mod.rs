@@ -2,9 +2,11 @@
 //! table. Each subcommand lives in its own file and calls into the library; this module
 //! only wires them up and reports failures.
 
+mod apparmor;
 mod keys;
 mod manifest;
 mod plugins;
+mod sandbox;
 mod verify;
 
 use clap::{Args, Parser, Subcommand};
@@ -79,6 +81,8 @@ pub enum Command {
     Plugins(plugins::PluginsArgs),
     Keys(keys::KeysArgs),
     Manifest(manifest::ManifestArgs),
+    Sandbox(sandbox::SandboxArgs),
+    Apparmor(apparmor::AppArmorArgs),
 }
 
 /// Why a command did not succeed.
@@ -126,6 +130,8 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Plugins(args) => plugins::run(&cli.global, args),
         Command::Keys(args) => keys::run(args),
         Command::Manifest(args) => manifest::run(args),
+        Command::Sandbox(args) => sandbox::run(&cli.global, args),
+        Command::Apparmor(args) => apparmor::run(args),
     }
 }
 

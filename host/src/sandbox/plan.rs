@@ -1,0 +1,272 @@
+//! Turns a policy and what the host supports into a plan: the backend and the protections
+//! that will be in force, or a refusal naming the required protection that is missing and
+//! how to install or relax it. Never falls back silently: a relaxed protection is applied
+//! when available and otherwise recorded as missing in the posture.
+
+use super::policy::{BackendChoice, Requirement, SandboxPolicy};
+use super::support::{AppArmor, HostSupport};
+use crate::reason::{Reason, Refusal};
+use std::path::PathBuf;
+
+/// The backend a run uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    Native,
+    Runsc { binary: PathBuf },
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+            Backend::Runsc { .. } => "runsc",
+        }
+    }
+}
+
+/// What a run will enforce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub backend: Backend,
+    /// The AppArmor profile to exec into, when AppArmor is in force.
+    pub apparmor_profile: Option<String>,
+    /// Posture string when AppArmor is not in force: `off` or `unavailable`.
+    pub apparmor_absent: &'static str,
+    /// Native: install the seccomp filter. runsc: load the same rules inside gVisor.
+    pub seccomp: bool,
+}
+
+impl Plan {
+    /// The posture's `apparmor` field.
+    pub fn apparmor_posture(&self) -> String {
+        match &self.apparmor_profile {
+            Some(p) => format!("enforced:{p}"),
+            None => self.apparmor_absent.to_owned(),
+        }
+    }
+
+    /// The posture's `seccomp` field.
+    pub fn seccomp_posture(&self) -> &'static str {
+        match (&self.backend, self.seccomp) {
+            (Backend::Runsc { .. }, _) => "gvisor",
+            (Backend::Native, true) => "filter",
+            (Backend::Native, false) => "off",
+        }
+    }
+}
+
+fn refuse(reason: Reason, message: String) -> Refusal {
+    Refusal::new(reason, message)
+}
+
+/// Decides the plan, or refuses.
+pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refusal> {
+    let backend = match policy.backend {
+        BackendChoice::Runsc => match &host.runsc {
+            Some(binary) => Backend::Runsc {
+                binary: binary.clone(),
+            },
+            None => {
+                let looked = policy
+                    .runsc_path
+                    .as_ref()
+                    .map_or_else(|| "on PATH".to_owned(), |p| format!("at {}", p.display()));
+                return Err(refuse(
+                    Reason::SandboxUnavailable,
+                    format!(
+                        "the runsc backend is required but runsc was not found {looked}; install \
+                         gVisor (apt-get install runsc) or set [sandbox] backend = \"native\""
+                    ),
+                ));
+            }
+        },
+        BackendChoice::Auto if host.runsc.is_some() => Backend::Runsc {
+            binary: host.runsc.clone().unwrap_or_default(),
+        },
+        BackendChoice::Native | BackendChoice::Auto => {
+            let missing = host
+                .user_namespaces
+                .as_ref()
+                .err()
+                .or(host.mount_api.as_ref().err());
+            if let Some(why) = missing {
+                return Err(refuse(
+                    Reason::SandboxUnavailable,
+                    format!(
+                        "the native sandbox cannot run on this host: {why}; install gVisor \
+                         (apt-get install runsc) and set [sandbox] backend = \"runsc\""
+                    ),
+                ));
+            }
+            Backend::Native
+        }
+    };
+
+    let profile = match backend {
+        Backend::Native => &policy.apparmor_profile,
+        Backend::Runsc { .. } => &policy.apparmor_runsc_profile,
+    };
+    let (apparmor_profile, apparmor_absent) = match (policy.apparmor, &host.apparmor) {
+        (Requirement::Off, _) => (None, "off"),
+        (_, AppArmor::Enabled { .. }) if host.apparmor_profile_loaded(profile) => {
+            (Some(profile.clone()), "off")
+        }
+        (Requirement::IfAvailable, _) => (None, "unavailable"),
+        (Requirement::Required, AppArmor::Enabled { .. }) => {
+            return Err(refuse(
+                Reason::ApparmorUnavailable,
+                format!(
+                    "AppArmor is required but the profile {profile} is not loaded; load it with \
+                     `edge-runner apparmor install`, or relax with [sandbox] apparmor = \"if-available\""
+                ),
+            ));
+        }
+        (Requirement::Required, AppArmor::Unavailable(why)) => {
+            return Err(refuse(
+                Reason::ApparmorUnavailable,
+                format!(
+                    "AppArmor is required but unavailable: {why}. Enable AppArmor and run \
+                     `edge-runner apparmor install`, or relax this one protection with [sandbox] \
+                     apparmor = \"if-available\" (or \"off\"); the outcome records what was in force"
+                ),
+            ));
+        }
+    };
+
+    let seccomp = match (&backend, policy.seccomp) {
+        (_, Requirement::Off) => false,
+        // gVisor filters every call itself; the in-sandbox rules need nothing from the host.
+        (Backend::Runsc { .. }, _) => true,
+        (Backend::Native, req) => {
+            let available = host.seccomp.clone().and_then(|()| {
+                super::seccomp::programs()
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            });
+            match (available, req) {
+                (Ok(()), _) => true,
+                (Err(_), Requirement::IfAvailable) => false,
+                (Err(why), _) => {
+                    return Err(refuse(
+                        Reason::SeccompUnavailable,
+                        format!(
+                            "seccomp is required but cannot be applied: {why}; use a kernel with \
+                             CONFIG_SECCOMP_FILTER, or relax with [sandbox] seccomp = \"if-available\""
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+
+    Ok(Plan {
+        backend,
+        apparmor_profile,
+        apparmor_absent,
+        seccomp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(apparmor: AppArmor, runsc: bool) -> HostSupport {
+        HostSupport {
+            runsc: runsc.then(|| PathBuf::from("/usr/bin/runsc")),
+            apparmor,
+            seccomp: Ok(()),
+            user_namespaces: Ok(()),
+            mount_api: Ok(()),
+            cgroups: None,
+            landlock_abi: None,
+            root: true,
+        }
+    }
+
+    #[test]
+    fn required_apparmor_on_a_kernel_without_it_is_refused_with_a_fix() {
+        let h = host(
+            AppArmor::Unavailable("this kernel has no AppArmor".into()),
+            true,
+        );
+        let r = resolve(&SandboxPolicy::default(), &h).unwrap_err();
+        assert_eq!(r.reason, Reason::ApparmorUnavailable);
+        assert!(r.message.contains("if-available"), "{}", r.message);
+        assert!(r.message.contains("apparmor install"), "{}", r.message);
+    }
+
+    #[test]
+    fn relaxed_apparmor_is_recorded_as_unavailable() {
+        let h = host(AppArmor::Unavailable("none".into()), false);
+        let p = SandboxPolicy {
+            apparmor: Requirement::IfAvailable,
+            ..SandboxPolicy::default()
+        };
+        let plan = resolve(&p, &h).unwrap();
+        assert_eq!(plan.backend, Backend::Native);
+        assert_eq!(plan.apparmor_posture(), "unavailable");
+        assert_eq!(plan.seccomp_posture(), "filter");
+    }
+
+    #[test]
+    fn loaded_profile_is_enforced_per_backend() {
+        let h = host(
+            AppArmor::Enabled {
+                profiles: vec!["edge-runner-tool".into(), "edge-runner-runsc".into()],
+            },
+            true,
+        );
+        let plan = resolve(&SandboxPolicy::default(), &h).unwrap();
+        assert_eq!(plan.apparmor_posture(), "enforced:edge-runner-runsc");
+        assert_eq!(plan.seccomp_posture(), "gvisor");
+        let native = SandboxPolicy {
+            backend: BackendChoice::Native,
+            ..SandboxPolicy::default()
+        };
+        assert_eq!(
+            resolve(&native, &h).unwrap().apparmor_posture(),
+            "enforced:edge-runner-tool"
+        );
+        let h = host(AppArmor::Enabled { profiles: vec![] }, true);
+        let r = resolve(&SandboxPolicy::default(), &h).unwrap_err();
+        assert!(r.message.contains("not loaded"), "{}", r.message);
+    }
+
+    #[test]
+    fn missing_runsc_is_refused_when_required_and_auto_falls_to_native() {
+        let h = host(AppArmor::Unavailable("none".into()), false);
+        let p = SandboxPolicy {
+            backend: BackendChoice::Runsc,
+            apparmor: Requirement::Off,
+            ..SandboxPolicy::default()
+        };
+        let r = resolve(&p, &h).unwrap_err();
+        assert_eq!(r.reason, Reason::SandboxUnavailable);
+        assert!(r.message.contains("apt-get install runsc"), "{}", r.message);
+        let auto = SandboxPolicy {
+            apparmor: Requirement::Off,
+            ..SandboxPolicy::default()
+        };
+        assert_eq!(resolve(&auto, &h).unwrap().backend, Backend::Native);
+    }
+
+    #[test]
+    fn required_seccomp_without_kernel_support_is_refused() {
+        let mut h = host(AppArmor::Unavailable("none".into()), false);
+        h.seccomp = Err("no seccomp".into());
+        let p = SandboxPolicy {
+            apparmor: Requirement::Off,
+            ..SandboxPolicy::default()
+        };
+        assert_eq!(
+            resolve(&p, &h).unwrap_err().reason,
+            Reason::SeccompUnavailable
+        );
+        let relaxed = SandboxPolicy {
+            seccomp: Requirement::IfAvailable,
+            ..p
+        };
+        assert_eq!(resolve(&relaxed, &h).unwrap().seccomp_posture(), "off");
+    }
+}
