@@ -1,8 +1,8 @@
 //! `cabi_realloc`, the allocation entry point of the component model's canonical ABI.
 //!
 //! With `std`, wasi-libc exports it; a `no_std` component has to export its own. It routes
-//! to the Rust global allocator (dlmalloc). This is the only unsafe code a plugin carries
-//! outside its generated bindings.
+//! to the Rust global allocator (talc, see `heap`). Together with `heap` this is the only
+//! unsafe code a plugin carries outside its generated bindings.
 
 use alloc::alloc::{Layout, alloc, realloc};
 

@@ -1,5 +1,5 @@
-//! Runtime pieces shared by every edge-runner plugin: the global allocator and panic
-//! handler of a `no_std` component, strict base64url decoding, and JWK member lookup.
+//! Runtime pieces shared by every edge-runner plugin: the global allocator (`heap`),
+//! `cabi_realloc` (`abi`) and panic handler of a `no_std` component, strict base64url decoding, and JWK member lookup.
 //!
 //! Plugins are built `no_std` for `wasm32-wasip2` so that the component imports nothing at
 //! all: no WASI interface, hence no ambient authority and the cheapest instantiation. This
@@ -12,15 +12,12 @@ extern crate alloc;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod abi;
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+mod heap;
 
 use alloc::vec::Vec;
 use base64::Engine as _;
-
-/// The allocator of a `no_std` component. Each plugin call runs in a fresh instance, so
-/// fragmentation never accumulates; dlmalloc is the allocator Rust's own wasm std uses.
-#[cfg(target_arch = "wasm32")]
-#[global_allocator]
-static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
 
 /// A panic in a plugin becomes a trap, which the host reports as a refusal. Nothing is
 /// printed: the component has no output stream.
