@@ -13,10 +13,12 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod digest;
 pub mod fsperm;
 pub mod json;
 pub mod jws;
 pub mod keys;
+pub mod manifest;
 pub mod plugins;
 pub mod reason;
 pub mod sign;
