@@ -21,5 +21,6 @@ pub mod keys;
 pub mod manifest;
 pub mod plugins;
 pub mod reason;
+pub mod replay;
 pub mod sign;
 pub mod verify;
