@@ -12,6 +12,7 @@
 //! code (and `plugins::cache`, for wasmtime's deserialization).
 #![deny(unsafe_code)]
 
+pub mod armory;
 pub mod config;
 pub mod digest;
 pub mod fsperm;

@@ -1,6 +1,8 @@
 //! Unit tests of manifest decoding and claims: every refusal names its field and maps to
 //! its reason code.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use super::*;
 use crate::reason::Reason;
 use serde_json::json;
