@@ -363,7 +363,10 @@ impl Config {
 /// `sha256:` followed by exactly 64 lowercase hex digits.
 pub fn is_sha256_id(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 
@@ -418,7 +421,10 @@ mod tests {
             "[claims]\nskew = 1\n",
             "[limits]\ntimeout_ms = 1\n",
         ] {
-            assert!(Config::parse(bad, Path::new("c.toml")).is_err(), "accepted {bad}");
+            assert!(
+                Config::parse(bad, Path::new("c.toml")).is_err(),
+                "accepted {bad}"
+            );
         }
         let ok = "armory = \"/srv/armory\"\n[claims]\nclock_skew_secs = 0\n\
                   max_manifest_age_secs = 86400\n[limits]\nmax_timeout_ms = 1000\n\

@@ -176,7 +176,8 @@ mod tests {
             let code = r.code();
             assert!(seen.insert(code), "duplicate code {code}");
             assert!(
-                code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                code.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{code} is not snake_case"
             );
         }

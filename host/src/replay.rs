@@ -350,8 +350,7 @@ impl ReplayStore {
     /// Opens (or creates) the database. Call with the lock held.
     fn open_db(&self) -> Result<redb::Database, ReplayError> {
         let file = self.open_private(&self.db_path, "replay store")?;
-        let backend =
-            redb::backends::FileBackend::new(file).map_err(|e| self.db_err(e))?;
+        let backend = redb::backends::FileBackend::new(file).map_err(|e| self.db_err(e))?;
         redb::Builder::new()
             .set_cache_size(CACHE_BYTES)
             .create_with_backend(backend)
@@ -434,7 +433,10 @@ mod tests {
         store.record("acme", "n2", at(EXP), at(T0)).unwrap();
         assert_eq!(store.stats().unwrap().entries, 3);
         // The read-only check sees what was recorded and records nothing.
-        assert_eq!(store.check_only("acme", "n1").unwrap_err().reason(), Reason::ReplayedNonce);
+        assert_eq!(
+            store.check_only("acme", "n1").unwrap_err().reason(),
+            Reason::ReplayedNonce
+        );
         store.check_only("acme", "n3").unwrap();
         store.check_only("acme", "n3").unwrap();
         assert_eq!(store.stats().unwrap().entries, 3);
@@ -443,7 +445,9 @@ mod tests {
     #[test]
     fn a_new_store_object_sees_old_records() {
         let dir = tempfile::tempdir().unwrap();
-        ReplayStore::new(dir.path()).record("acme", "n1", at(EXP), at(T0)).unwrap();
+        ReplayStore::new(dir.path())
+            .record("acme", "n1", at(EXP), at(T0))
+            .unwrap();
         let again = ReplayStore::new(dir.path());
         assert!(again.record("acme", "n1", at(EXP), at(T0)).is_err());
     }
@@ -453,16 +457,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ReplayStore::new(dir.path());
         for i in 0..10 {
-            store.record("acme", &format!("old{i}"), at(EXP), at(T0)).unwrap();
+            store
+                .record("acme", &format!("old{i}"), at(EXP), at(T0))
+                .unwrap();
         }
         // Still remembered at expiry + the largest skew.
         let edge = at(EXP) + chrono::TimeDelta::seconds(MAX_CLOCK_SKEW_SECS as i64);
-        store.record("acme", "new1", at("2026-11-26T21:20:00Z"), edge).unwrap();
+        store
+            .record("acme", "new1", at("2026-11-26T21:20:00Z"), edge)
+            .unwrap();
         assert_eq!(store.stats().unwrap().entries, 11);
         assert!(store.check_only("acme", "old3").is_err());
         // One second later they go.
         let later = edge + chrono::TimeDelta::seconds(1);
-        store.record("acme", "new2", at("2026-11-26T21:20:00Z"), later).unwrap();
+        store
+            .record("acme", "new2", at("2026-11-26T21:20:00Z"), later)
+            .unwrap();
         assert_eq!(store.stats().unwrap().entries, 2);
         store.check_only("acme", "old3").unwrap();
         assert!(store.check_only("acme", "new1").is_err());
@@ -474,12 +484,18 @@ mod tests {
         let mut store = ReplayStore::new(dir.path());
         store.prune_batch = 8;
         for i in 0..(8 + 3) {
-            store.record("acme", &format!("o{i}"), at(EXP), at(T0)).unwrap();
+            store
+                .record("acme", &format!("o{i}"), at(EXP), at(T0))
+                .unwrap();
         }
         let later = at("2026-11-27T00:00:00Z");
-        store.record("acme", "x1", at("2026-11-27T00:05:00Z"), later).unwrap();
+        store
+            .record("acme", "x1", at("2026-11-27T00:05:00Z"), later)
+            .unwrap();
         assert_eq!(store.stats().unwrap().entries, 3 + 1);
-        store.record("acme", "x2", at("2026-11-27T00:05:00Z"), later).unwrap();
+        store
+            .record("acme", "x2", at("2026-11-27T00:05:00Z"), later)
+            .unwrap();
         assert_eq!(store.stats().unwrap().entries, 2);
     }
 
@@ -495,7 +511,11 @@ mod tests {
         ] {
             assert_eq!(e.reason(), Reason::ReplayStoreUnavailable, "{e}");
             let r = e.to_refusal();
-            assert!(r.message.contains(DB_FILE) && r.message.contains("move it aside"), "{}", r.message);
+            assert!(
+                r.message.contains(DB_FILE) && r.message.contains("move it aside"),
+                "{}",
+                r.message
+            );
         }
     }
 
@@ -555,7 +575,10 @@ mod tests {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap()))
+                .sum()
         });
         assert_eq!(wins, 1);
     }

@@ -35,7 +35,7 @@ pub enum ArmoryError {
     Unauthorized { digest: String, state: String },
     #[error(
         "failed to resolve {digest}: the stored blob {path} {problem} (tampering or \
-         corruption; run `edge-runner armory verify`, then remove and re-add the tool)"
+         corruption; run `edge-runner armory verify`; `edge-runner armory add` of the genuine file repairs it)"
     )]
     Mismatch {
         digest: String,

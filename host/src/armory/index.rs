@@ -99,7 +99,9 @@ impl Index {
             return Err(problem("it is not a regular file".into()));
         }
         if meta.len() > MAX_INDEX_BYTES {
-            return Err(problem(format!("it is larger than {MAX_INDEX_BYTES} bytes")));
+            return Err(problem(format!(
+                "it is larger than {MAX_INDEX_BYTES} bytes"
+            )));
         }
         let mut bytes = Vec::new();
         file.take(MAX_INDEX_BYTES + 1)
@@ -140,7 +142,9 @@ impl Index {
             problem: e.to_string(),
         })?;
         bytes.push(b'\n');
-        let tmp = layout.tmp().join(format!("index.{}.json", uuid::Uuid::new_v4()));
+        let tmp = layout
+            .tmp()
+            .join(format!("index.{}.json", uuid::Uuid::new_v4()));
         let io = |action: &'static str, path: &std::path::Path| {
             let path = path.to_owned();
             move |source| ArmoryError::Store {

@@ -93,7 +93,8 @@ impl Armory {
         ] {
             match std::fs::symlink_metadata(&dir) {
                 // A fresh armory may not have blob directories yet; `add` creates them.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && what != "armory directory" => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound && what != "armory directory" => {}
                 _ => {
                     let meta = fsperm::check_trusted(&dir, what)
                         .map_err(|source| ArmoryError::Untrusted { source })?;

@@ -8,14 +8,16 @@
 //! and the reopened file is checked to be the one written (device and inode). Nothing
 //! re-opens the armory path afterwards. This module must not execute anything.
 
+use super::index::Index;
 use super::store::{CopyError, hash_copy, open_blob};
 use super::{Armory, ArmoryError, check_executable};
-use super::index::Index;
 use crate::digest::Digest;
 use crate::fsperm;
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
 use std::path::{Path, PathBuf};
 
 /// Where private tool copies live under a runner's state directory.
@@ -134,7 +136,12 @@ impl Armory {
     }
 
     /// Opens the blob once and checks it through the descriptor.
-    fn open_trusted_blob(&self, digest: &Digest, path: &Path, size: u64) -> Result<File, ArmoryError> {
+    fn open_trusted_blob(
+        &self,
+        digest: &Digest,
+        path: &Path,
+        size: u64,
+    ) -> Result<File, ArmoryError> {
         let blob = open_blob(path).map_err(|source| match source.raw_os_error() {
             Some(libc::ELOOP) => ArmoryError::NotABlob {
                 digest: digest.to_string(),
@@ -161,7 +168,11 @@ impl Armory {
             return Err(ArmoryError::NotABlob {
                 digest: digest.to_string(),
                 path: path.to_owned(),
-                kind: if meta.is_dir() { "a directory" } else { "a special file" },
+                kind: if meta.is_dir() {
+                    "a directory"
+                } else {
+                    "a special file"
+                },
             });
         }
         fsperm::check_metadata(&meta, path, "armory blob")
@@ -220,7 +231,10 @@ fn copy_and_check(
         Err(CopyError::Write(source)) => return Err(scratch("write")(source)),
     };
     if hashed.size != size {
-        return Err(mismatch(format!("is {} bytes, the index says {size}", hashed.size)));
+        return Err(mismatch(format!(
+            "is {} bytes, the index says {size}",
+            hashed.size
+        )));
     }
     if hashed.digest != *digest {
         return Err(mismatch(format!("hashes to {}", hashed.digest)));
@@ -288,7 +302,9 @@ fn remove_stale(scratch: &Path) {
         if !is_dir || item.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        let Ok(handle) = File::open(&path) else { continue };
+        let Ok(handle) = File::open(&path) else {
+            continue;
+        };
         // Locked: a live ResolvedTool owns it. Free: its owner died.
         if handle.try_lock().is_ok()
             && let Err(e) = std::fs::remove_dir_all(&path)

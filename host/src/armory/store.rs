@@ -86,10 +86,19 @@ pub struct Added {
 pub enum BlobProblem {
     Missing,
     NotARegularFile,
-    Untrusted { detail: String },
-    SizeMismatch { expected: u64, actual: u64 },
-    DigestMismatch { actual: String },
-    Unreadable { detail: String },
+    Untrusted {
+        detail: String,
+    },
+    SizeMismatch {
+        expected: u64,
+        actual: u64,
+    },
+    DigestMismatch {
+        actual: String,
+    },
+    Unreadable {
+        detail: String,
+    },
     /// In `blobs/sha256` but not in the index (left by an interrupted `add`; harmless).
     Orphan,
 }
@@ -328,21 +337,33 @@ impl Armory {
         let path = self.layout.blob(digest);
         let file = match open_blob(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(BlobProblem::Missing),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Some(BlobProblem::Missing);
+            }
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                 return Some(BlobProblem::NotARegularFile);
             }
-            Err(e) => return Some(BlobProblem::Unreadable { detail: e.to_string() }),
+            Err(e) => {
+                return Some(BlobProblem::Unreadable {
+                    detail: e.to_string(),
+                });
+            }
         };
         let meta = match file.metadata() {
             Ok(m) => m,
-            Err(e) => return Some(BlobProblem::Unreadable { detail: e.to_string() }),
+            Err(e) => {
+                return Some(BlobProblem::Unreadable {
+                    detail: e.to_string(),
+                });
+            }
         };
         if !meta.is_file() {
             return Some(BlobProblem::NotARegularFile);
         }
         if let Err(e) = fsperm::check_metadata(&meta, &path, "armory blob") {
-            return Some(BlobProblem::Untrusted { detail: e.to_string() });
+            return Some(BlobProblem::Untrusted {
+                detail: e.to_string(),
+            });
         }
         if meta.len() != size {
             return Some(BlobProblem::SizeMismatch {
@@ -360,9 +381,9 @@ impl Armory {
                 expected: size,
                 actual: size + 1,
             }),
-            Err(CopyError::Read(e) | CopyError::Write(e)) => {
-                Some(BlobProblem::Unreadable { detail: e.to_string() })
-            }
+            Err(CopyError::Read(e) | CopyError::Write(e)) => Some(BlobProblem::Unreadable {
+                detail: e.to_string(),
+            }),
         }
     }
 
@@ -397,7 +418,9 @@ pub(crate) fn open_blob(path: &Path) -> std::io::Result<File> {
 pub fn describe(problem: &BlobProblem) -> String {
     match problem {
         BlobProblem::Missing => "is missing".into(),
-        BlobProblem::NotARegularFile => "is not a regular file (a symlink, directory or device)".into(),
+        BlobProblem::NotARegularFile => {
+            "is not a regular file (a symlink, directory or device)".into()
+        }
         BlobProblem::Untrusted { detail } => format!("is not trusted: {detail}"),
         BlobProblem::SizeMismatch { expected, actual } => {
             format!("is {actual} bytes, the index says {expected}")

@@ -25,7 +25,15 @@ fn executables_are_elf_or_absolute_shebang() {
     assert!(check_executable(SCRIPT, "t").is_ok());
     assert!(check_executable(b"#! /usr/bin/env python3\n", "t").is_ok());
     assert!(check_executable(b"#!/bin/true", "t").is_ok()); // the whole file
-    for bad in [&b""[..], b"MZ\x90\x00", b"echo hi\n", b"#!sh\n", b"#!\n", b"#!  \n", b"\xef\xbb\xbf#!/bin/sh\n"] {
+    for bad in [
+        &b""[..],
+        b"MZ\x90\x00",
+        b"echo hi\n",
+        b"#!sh\n",
+        b"#!\n",
+        b"#!  \n",
+        b"\xef\xbb\xbf#!/bin/sh\n",
+    ] {
         assert!(check_executable(bad, "t").is_err(), "{bad:?}");
     }
     let mut long = b"#!/bin/".to_vec();
@@ -45,7 +53,9 @@ fn labels_are_bounded_and_printable() {
 #[test]
 fn add_authorize_resolve_round_trip() {
     let (_d, armory, scratch) = fresh();
-    let added = armory.add(&mut &SCRIPT[..], "hello", "alice", Utc::now()).unwrap();
+    let added = armory
+        .add(&mut &SCRIPT[..], "hello", "alice", Utc::now())
+        .unwrap();
     assert!(added.new);
     assert_eq!(added.digest, Digest::of(SCRIPT));
     // Pending: refused as unauthorized.
@@ -62,7 +72,11 @@ fn add_authorize_resolve_round_trip() {
     use std::os::unix::fs::PermissionsExt as _;
     let mode = std::fs::metadata(tool.path()).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode, 0o555);
-    let dir_mode = std::fs::metadata(tool.path().parent().unwrap()).unwrap().permissions().mode() & 0o7777;
+    let dir_mode = std::fs::metadata(tool.path().parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
     assert_eq!(dir_mode, 0o700);
     assert!(tool.path().starts_with(&scratch));
     // The copy is not the blob.
@@ -84,9 +98,13 @@ fn add_authorize_resolve_round_trip() {
 #[test]
 fn adding_twice_keeps_the_state() {
     let (_d, armory, _s) = fresh();
-    let a = armory.add(&mut &SCRIPT[..], "one", "alice", Utc::now()).unwrap();
+    let a = armory
+        .add(&mut &SCRIPT[..], "one", "alice", Utc::now())
+        .unwrap();
     armory.authorize(&a.digest, "bob", Utc::now()).unwrap();
-    let b = armory.add(&mut &SCRIPT[..], "two", "mallory", Utc::now()).unwrap();
+    let b = armory
+        .add(&mut &SCRIPT[..], "two", "mallory", Utc::now())
+        .unwrap();
     assert!(!b.new);
     let list = armory.list().unwrap();
     assert_eq!(list.len(), 1);
@@ -97,7 +115,9 @@ fn adding_twice_keeps_the_state() {
 #[test]
 fn non_executables_are_not_added() {
     let (_d, armory, _s) = fresh();
-    let e = armory.add(&mut &b"just data"[..], "data", "alice", Utc::now()).unwrap_err();
+    let e = armory
+        .add(&mut &b"just data"[..], "data", "alice", Utc::now())
+        .unwrap_err();
     assert!(matches!(e, ArmoryError::NotExecutable { .. }), "{e}");
     assert!(armory.list().unwrap().is_empty());
     assert_eq!(std::fs::read_dir(armory.layout.blobs()).unwrap().count(), 0);
@@ -106,14 +126,18 @@ fn non_executables_are_not_added() {
 #[test]
 fn unknown_digests_are_unknown() {
     let (_d, armory, scratch) = fresh();
-    let e = armory.resolve(&Digest::of(b"nothing"), &scratch).unwrap_err();
+    let e = armory
+        .resolve(&Digest::of(b"nothing"), &scratch)
+        .unwrap_err();
     assert_eq!(e.reason(), Some(Reason::DigestUnknown));
 }
 
 #[test]
 fn stale_private_copies_are_cleaned_live_ones_are_not() {
     let (_d, armory, scratch) = fresh();
-    let a = armory.add(&mut &SCRIPT[..], "hello", "alice", Utc::now()).unwrap();
+    let a = armory
+        .add(&mut &SCRIPT[..], "hello", "alice", Utc::now())
+        .unwrap();
     armory.authorize(&a.digest, "bob", Utc::now()).unwrap();
     let live = armory.resolve(&a.digest, &scratch).unwrap();
     // A directory left by a runner that died: unlocked.

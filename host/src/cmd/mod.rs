@@ -2,6 +2,7 @@
 //! table. Each subcommand lives in its own file and calls into the library; this module
 //! only wires them up and reports failures.
 
+mod armory;
 mod keys;
 mod manifest;
 mod plugins;
@@ -79,6 +80,7 @@ pub enum Command {
     Plugins(plugins::PluginsArgs),
     Keys(keys::KeysArgs),
     Manifest(manifest::ManifestArgs),
+    Armory(armory::ArmoryArgs),
 }
 
 /// Why a command did not succeed.
@@ -106,7 +108,12 @@ impl Failure {
     pub fn report(&self) {
         match self {
             Failure::Denied(r) => {
-                eprintln!("error[{}]: {} (stage: {})", r.reason.code(), r.message, r.stage());
+                eprintln!(
+                    "error[{}]: {} (stage: {})",
+                    r.reason.code(),
+                    r.message,
+                    r.stage()
+                );
             }
             Failure::Usage(e) | Failure::Runner(e) => eprintln!("error: {e:#}"),
         }
@@ -120,7 +127,8 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Plugins(args) => plugins::run(&cli.global, args),
         Command::Keys(args) => keys::run(args),
-        Command::Manifest(args) => manifest::run(args),
+        Command::Manifest(args) => manifest::run(&cli.global, args),
+        Command::Armory(args) => armory::run(&cli.global, args),
     }
 }
 
@@ -131,7 +139,8 @@ pub fn init_logging(global: &Global) {
         1 => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_env("EDGE_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("EDGE_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -144,10 +153,11 @@ pub fn init_logging(global: &Global) {
 /// Loads the configuration named by `--config`, `$EDGE_RUNNER_CONFIG`, or the default
 /// path when it exists; otherwise the built-in defaults.
 pub fn load_config(global: &Global) -> Result<Config, Failure> {
-    let explicit = global
-        .config
-        .clone()
-        .or_else(|| std::env::var_os(config::ENV_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+    let explicit = global.config.clone().or_else(|| {
+        std::env::var_os(config::ENV_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
     let path = match explicit {
         Some(p) => p,
         None => {
@@ -168,8 +178,10 @@ pub fn load_verifiers(config: &Config) -> Result<edge_runner::plugins::Verifiers
         .plugin_cache_dir()
         .map(|d| CompileCache::at(&d))
         .unwrap_or_else(CompileCache::disabled);
-    let host = PluginHost::new(config.plugins.limits(), cache).map_err(|e| Failure::Runner(e.into()))?;
-    Verifiers::load(host, &config.plugins.verifier_overrides()).map_err(|e| Failure::Usage(e.into()))
+    let host =
+        PluginHost::new(config.plugins.limits(), cache).map_err(|e| Failure::Runner(e.into()))?;
+    Verifiers::load(host, &config.plugins.verifier_overrides())
+        .map_err(|e| Failure::Usage(e.into()))
 }
 
 /// Reads a task from a file or `-` (stdin), bounded by `max` bytes (+1 to detect
@@ -184,7 +196,9 @@ pub fn read_task(path: &std::path::Path, max: usize) -> Result<Vec<u8>, Failure>
         std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut buf))
     };
     result.map_err(|e| {
-        Failure::Usage(anyhow::Error::new(e).context(format!("failed to read task {}", path.display())))
+        Failure::Usage(
+            anyhow::Error::new(e).context(format!("failed to read task {}", path.display())),
+        )
     })?;
     Ok(buf)
 }

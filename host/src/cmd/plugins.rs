@@ -37,14 +37,27 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        let mut r = writeln!(out, "{:<10} {:<9} {:<12} {:<10} {}", "KIND", "ALG", "PLUGIN", "ORIGIN", "SHA256");
+        let mut r = writeln!(
+            out,
+            "{:<10} {:<9} {:<12} {:<10} {}",
+            "KIND", "ALG", "PLUGIN", "ORIGIN", "SHA256"
+        );
         for (alg, p) in verifiers.iter() {
             r = r.and_then(|()| {
-                writeln!(out, "{:<10} {:<9} {:<12} {:<10} {}", "verifier", alg, p.name, p.origin.to_string(), p.sha256)
+                writeln!(
+                    out,
+                    "{:<10} {:<9} {:<12} {:<10} {}",
+                    "verifier",
+                    alg,
+                    p.name,
+                    p.origin.to_string(),
+                    p.sha256
+                )
             });
         }
         r
     };
-    written.map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the list")))?;
+    written
+        .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the list")))?;
     Ok(Exit::Ok)
 }

@@ -41,8 +41,7 @@ pub const MIN_NONCE_DISTINCT: usize = 6;
 /// Longest timestamp text (`2026-11-26T21:00:00.123456789+01:00` is 35).
 pub const MAX_TIMESTAMP_LEN: usize = 40;
 /// RFC 3339 `date-time`, upper-case `T` and `Z` only.
-pub const TIMESTAMP_PATTERN: &str =
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
+pub const TIMESTAMP_PATTERN: &str = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$";
 
 /// Environment names the tool may not set, with the reason. Exact names, compared
 /// case-insensitively. Most come from glibc's `UNSECURE_ENVVARS` (what the loader strips
@@ -96,10 +95,16 @@ const DENIED_ENV: &[(&str, &str)] = &[
 
 /// Denied name prefixes, compared case-insensitively.
 const DENIED_ENV_PREFIXES: &[(&str, &str)] = &[
-    ("LD_", "the dynamic loader reads LD_* (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, ...)"),
+    (
+        "LD_",
+        "the dynamic loader reads LD_* (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, ...)",
+    ),
     ("DYLD_", "the dynamic loader reads DYLD_*"),
     ("BASH_FUNC_", "bash imports functions from it"),
-    ("EDGE_RUNNER_", "the EDGE_RUNNER_ prefix is reserved for the runner"),
+    (
+        "EDGE_RUNNER_",
+        "the EDGE_RUNNER_ prefix is reserved for the runner",
+    ),
 ];
 
 /// The members of `map` must be among `allowed`; `prefix` is the parent's path.
@@ -154,11 +159,18 @@ pub(crate) fn identifier(v: &Value, field: &str) -> Result<String, ManifestError
     if s.is_empty() || s.len() > MAX_ID_LEN {
         return Err(invalid(
             field,
-            format!("must be 1 to {MAX_ID_LEN} characters long (it is {})", s.len()),
+            format!(
+                "must be 1 to {MAX_ID_LEN} characters long (it is {})",
+                s.len()
+            ),
         ));
     }
     let first_ok = s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-    if let Some(pos) = s.bytes().position(|b| !is_id_byte(b)).or((!first_ok).then_some(0)) {
+    if let Some(pos) = s
+        .bytes()
+        .position(|b| !is_id_byte(b))
+        .or((!first_ok).then_some(0))
+    {
         return Err(invalid(
             field,
             format!(
@@ -179,7 +191,10 @@ fn is_id_byte(b: u8) -> bool {
 pub(crate) fn urn(v: &Value, field: &str) -> Result<String, ManifestError> {
     let s = as_str(v, field)?;
     if s.len() > MAX_URN_LEN {
-        return Err(invalid(field, format!("is longer than {MAX_URN_LEN} bytes")));
+        return Err(invalid(
+            field,
+            format!("is longer than {MAX_URN_LEN} bytes"),
+        ));
     }
     let bad = || {
         invalid(
@@ -243,7 +258,10 @@ pub(crate) fn args(v: &Value) -> Result<Vec<String>, ManifestError> {
     if list.len() > MAX_ARGS {
         return Err(invalid(
             "args",
-            format!("has {} entries; at most {MAX_ARGS} are accepted", list.len()),
+            format!(
+                "has {} entries; at most {MAX_ARGS} are accepted",
+                list.len()
+            ),
         ));
     }
     let mut total = 0usize;
@@ -252,7 +270,10 @@ pub(crate) fn args(v: &Value) -> Result<Vec<String>, ManifestError> {
         let field = format!("args[{i}]");
         let s = as_str(a, &field)?;
         if s.len() > MAX_ARG_LEN {
-            return Err(invalid(&field, format!("is longer than {MAX_ARG_LEN} bytes")));
+            return Err(invalid(
+                &field,
+                format!("is longer than {MAX_ARG_LEN} bytes"),
+            ));
         }
         if s.contains('\0') {
             return Err(invalid(&field, "contains a NUL character"));
@@ -275,14 +296,20 @@ pub(crate) fn env(v: &Value) -> Result<Vec<(String, String)>, ManifestError> {
     if map.len() > MAX_ENV {
         return Err(invalid(
             "env",
-            format!("has {} variables; at most {MAX_ENV} are accepted", map.len()),
+            format!(
+                "has {} variables; at most {MAX_ENV} are accepted",
+                map.len()
+            ),
         ));
     }
     let mut out = Vec::with_capacity(map.len());
     for (name, value) in map {
         let shown = printable(name);
         let name_ok = name.len() <= MAX_ENV_NAME_LEN
-            && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !name_ok {
             return Err(invalid(
@@ -302,7 +329,10 @@ pub(crate) fn env(v: &Value) -> Result<Vec<(String, String)>, ManifestError> {
         let field = format!("env.{name}");
         let value = as_str(value, &field)?;
         if value.len() > MAX_ENV_VALUE_LEN {
-            return Err(invalid(&field, format!("is longer than {MAX_ENV_VALUE_LEN} bytes")));
+            return Err(invalid(
+                &field,
+                format!("is longer than {MAX_ENV_VALUE_LEN} bytes"),
+            ));
         }
         if value.contains('\0') {
             return Err(invalid(&field, "contains a NUL character"));
@@ -344,17 +374,27 @@ pub(crate) fn nonce(v: &Value) -> Result<String, ManifestError> {
     if s.len() > MAX_NONCE_LEN {
         return Err(invalid(
             "nonce",
-            format!("is {} characters; at most {MAX_NONCE_LEN} are accepted", s.len()),
+            format!(
+                "is {} characters; at most {MAX_NONCE_LEN} are accepted",
+                s.len()
+            ),
         ));
     }
-    if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(invalid(
             "nonce",
             "must be base64url (A-Z a-z 0-9 - _) or hex text",
         ));
     }
     let hex_only = s.bytes().all(|b| b.is_ascii_hexdigit());
-    let min = if hex_only { MIN_HEX_NONCE_LEN } else { MIN_NONCE_LEN };
+    let min = if hex_only {
+        MIN_HEX_NONCE_LEN
+    } else {
+        MIN_NONCE_LEN
+    };
     if s.len() < min {
         return Err(invalid(
             "nonce",
@@ -405,7 +445,8 @@ pub(crate) fn timestamp(v: &Value, field: &str) -> Result<DateTime<Utc>, Manifes
 
 /// Matches [`TIMESTAMP_PATTERN`] without a regex engine.
 fn shape_ok(b: &[u8]) -> bool {
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let at = |i: usize, c: u8| b.get(i) == Some(&c);
     if !(digits(0..4)
         && at(4, b'-')
@@ -441,7 +482,10 @@ fn shape_ok(b: &[u8]) -> bool {
 /// A positive integer limit.
 pub(crate) fn positive(v: &Value, field: &str) -> Result<u64, ManifestError> {
     match v.as_u64() {
-        Some(0) => Err(invalid(field, "must be at least 1 (0 does not mean unlimited)")),
+        Some(0) => Err(invalid(
+            field,
+            "must be at least 1 (0 does not mean unlimited)",
+        )),
         Some(n) => Ok(n),
         None => Err(ManifestError::Type {
             field: field.to_owned(),
@@ -501,7 +545,17 @@ mod tests {
 
     #[test]
     fn env_denylist_is_case_insensitive_and_covers_prefixes() {
-        for name in ["LD_PRELOAD", "ld_preload", "LD_AUDIT", "PATH", "Path", "BASH_ENV", "GLIBC_TUNABLES", "EDGE_RUNNER_X", "PYTHONPATH"] {
+        for name in [
+            "LD_PRELOAD",
+            "ld_preload",
+            "LD_AUDIT",
+            "PATH",
+            "Path",
+            "BASH_ENV",
+            "GLIBC_TUNABLES",
+            "EDGE_RUNNER_X",
+            "PYTHONPATH",
+        ] {
             assert!(env_denied(name).is_some(), "{name}");
         }
         for name in ["LANG", "LC_ALL", "TZ", "PYTHONUNBUFFERED", "LDX", "MYPATH"] {
@@ -511,10 +565,23 @@ mod tests {
 
     #[test]
     fn urns() {
-        for ok in ["urn:target:host:web-01", "URN:isbn:0451450523", "urn:ab:a/b%20c"] {
+        for ok in [
+            "urn:target:host:web-01",
+            "URN:isbn:0451450523",
+            "urn:ab:a/b%20c",
+        ] {
             assert!(urn(&json!(ok), "u").is_ok(), "{ok}");
         }
-        for bad in ["urn:a:b", "urn:target", "urn::x", "http://x", "urn:t:x?y", "urn:t:x#f", "urn:t: x", "urn:-t:x"] {
+        for bad in [
+            "urn:a:b",
+            "urn:target",
+            "urn::x",
+            "http://x",
+            "urn:t:x?y",
+            "urn:t:x#f",
+            "urn:t: x",
+            "urn:-t:x",
+        ] {
             assert!(urn(&json!(bad), "u").is_err(), "{bad}");
         }
     }

@@ -216,11 +216,20 @@ fn check_payload(
         "tool_sha256",
     )?;
     let tool = Digest::parse(tool_text).map_err(|source| ManifestError::Digest { source })?;
-    let args = top.get("args").map(fields::args).transpose()?.unwrap_or_default();
-    let env = top.get("env").map(fields::env).transpose()?.unwrap_or_default();
+    let args = top
+        .get("args")
+        .map(fields::args)
+        .transpose()?
+        .unwrap_or_default();
+    let env = top
+        .get("env")
+        .map(fields::env)
+        .transpose()?
+        .unwrap_or_default();
     let parameters = top.get("parameters").map(parameters).transpose()?;
     let nonce = fields::nonce(fields::require(top, "nonce", "nonce")?)?;
-    let issued_at = fields::timestamp(fields::require(top, "issued_at", "issued_at")?, "issued_at")?;
+    let issued_at =
+        fields::timestamp(fields::require(top, "issued_at", "issued_at")?, "issued_at")?;
     let expires_at = fields::timestamp(
         fields::require(top, "expires_at", "expires_at")?,
         "expires_at",
@@ -299,8 +308,16 @@ fn limits(v: Option<&Value>, policy: &LimitsConfig) -> Result<Limits, ManifestEr
     fields::refuse_unknown(map, LIMIT_FIELDS, "limits.")?;
     let slots: [(&'static str, &mut u64, u64); 3] = [
         ("timeout_ms", &mut out.timeout_ms, policy.max_timeout_ms),
-        ("memory_bytes", &mut out.memory_bytes, policy.max_memory_bytes),
-        ("output_bytes", &mut out.output_bytes, policy.max_output_bytes),
+        (
+            "memory_bytes",
+            &mut out.memory_bytes,
+            policy.max_memory_bytes,
+        ),
+        (
+            "output_bytes",
+            &mut out.output_bytes,
+            policy.max_output_bytes,
+        ),
     ];
     for (name, slot, max) in slots {
         let Some(v) = map.get(name) else { continue };

@@ -10,7 +10,9 @@ use serde_json::json;
 const NOW: &str = "2026-11-26T21:01:00Z";
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&Utc)
+    DateTime::parse_from_rfc3339(NOW)
+        .unwrap()
+        .with_timezone(&Utc)
 }
 
 fn policy() -> ClaimPolicy {
@@ -130,11 +132,31 @@ fn each_field_with_the_wrong_type_is_named() {
     for (path, value, field) in [
         (&["manifest_version"][..], json!(1), "manifest_version"),
         (&["task_context"], json!("acme"), "task_context"),
-        (&["task_context", "task_id"], json!(42), "task_context.task_id"),
-        (&["task_context", "tenant_id"], json!(null), "task_context.tenant_id"),
-        (&["task_context", "operator_id"], json!(["op"]), "task_context.operator_id"),
-        (&["task_context", "source"], json!(true), "task_context.source"),
-        (&["task_context", "action"], json!({}), "task_context.action"),
+        (
+            &["task_context", "task_id"],
+            json!(42),
+            "task_context.task_id",
+        ),
+        (
+            &["task_context", "tenant_id"],
+            json!(null),
+            "task_context.tenant_id",
+        ),
+        (
+            &["task_context", "operator_id"],
+            json!(["op"]),
+            "task_context.operator_id",
+        ),
+        (
+            &["task_context", "source"],
+            json!(true),
+            "task_context.source",
+        ),
+        (
+            &["task_context", "action"],
+            json!({}),
+            "task_context.action",
+        ),
         (&["target_urn"], json!(7), "target_urn"),
         (&["tool_sha256"], json!(["sha256:"]), "tool_sha256"),
         (&["args"], json!("--fast"), "args"),
@@ -145,9 +167,21 @@ fn each_field_with_the_wrong_type_is_named() {
         (&["issued_at"], json!(1764190800), "issued_at"),
         (&["expires_at"], json!(null), "expires_at"),
         (&["limits"], json!(30000), "limits"),
-        (&["limits", "timeout_ms"], json!("30000"), "limits.timeout_ms"),
-        (&["limits", "memory_bytes"], json!(1.5), "limits.memory_bytes"),
-        (&["limits", "output_bytes"], json!(-1), "limits.output_bytes"),
+        (
+            &["limits", "timeout_ms"],
+            json!("30000"),
+            "limits.timeout_ms",
+        ),
+        (
+            &["limits", "memory_bytes"],
+            json!(1.5),
+            "limits.memory_bytes",
+        ),
+        (
+            &["limits", "output_bytes"],
+            json!(-1),
+            "limits.output_bytes",
+        ),
     ] {
         let e = refused(&with(path, value));
         assert_eq!(e.field().as_deref(), Some(field), "{path:?}: {e}");
@@ -164,7 +198,12 @@ fn unknown_fields_are_refused_at_every_level() {
         (&["limits", "cpu_ms"], "limits.cpu_ms"),
     ] {
         let e = refused(&with(path, json!(1)));
-        assert_eq!(e, ManifestError::Unknown { field: field.into() });
+        assert_eq!(
+            e,
+            ManifestError::Unknown {
+                field: field.into()
+            }
+        );
     }
 }
 
@@ -178,7 +217,12 @@ fn duplicate_members_are_refused_even_when_equal() {
     ] {
         let e = check_payload(dup.as_bytes(), &policy(), now()).unwrap_err();
         assert!(
-            matches!(e, ManifestError::Json { source: crate::json::JsonError::DuplicateMember(_) }),
+            matches!(
+                e,
+                ManifestError::Json {
+                    source: crate::json::JsonError::DuplicateMember(_)
+                }
+            ),
             "{e}"
         );
         assert_eq!(e.reason(), Reason::ManifestInvalid);
@@ -187,19 +231,33 @@ fn duplicate_members_are_refused_even_when_equal() {
 
 #[test]
 fn not_an_object_or_not_json_or_too_deep() {
-    for bad in [&b"[]"[..], b"\"x\"", b"{", b"", b"{\"manifest_version\":\"1\"} {}"] {
+    for bad in [
+        &b"[]"[..],
+        b"\"x\"",
+        b"{",
+        b"",
+        b"{\"manifest_version\":\"1\"} {}",
+    ] {
         let e = check_payload(bad, &policy(), now()).unwrap_err();
         assert_eq!(e.reason(), Reason::ManifestInvalid, "{bad:?}");
     }
     let deep = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
     let e = refused(&with(&["parameters"], serde_json::from_str(&deep).unwrap()));
-    assert!(matches!(e, ManifestError::Json { source: crate::json::JsonError::TooDeep(_) }));
+    assert!(matches!(
+        e,
+        ManifestError::Json {
+            source: crate::json::JsonError::TooDeep(_)
+        }
+    ));
 }
 
 #[test]
 fn other_versions_are_refused() {
     for v in ["2", "1.0", "", " 1"] {
-        assert!(matches!(refused(&with(&["manifest_version"], json!(v))), ManifestError::Version { .. }));
+        assert!(matches!(
+            refused(&with(&["manifest_version"], json!(v))),
+            ManifestError::Version { .. }
+        ));
     }
 }
 
@@ -207,26 +265,62 @@ fn other_versions_are_refused() {
 fn oversized_values_are_refused() {
     let long = |n: usize| json!("a".repeat(n));
     for (path, value, field) in [
-        (&["task_context", "task_id"][..], long(129), "task_context.task_id"),
-        (&["task_context", "tenant_id"], long(10_000), "task_context.tenant_id"),
-        (&["task_context", "operator_id"], long(129), "task_context.operator_id"),
-        (&["target_urn"], json!(format!("urn:x:{}", "a".repeat(600))), "target_urn"),
+        (
+            &["task_context", "task_id"][..],
+            long(129),
+            "task_context.task_id",
+        ),
+        (
+            &["task_context", "tenant_id"],
+            long(10_000),
+            "task_context.tenant_id",
+        ),
+        (
+            &["task_context", "operator_id"],
+            long(129),
+            "task_context.operator_id",
+        ),
+        (
+            &["target_urn"],
+            json!(format!("urn:x:{}", "a".repeat(600))),
+            "target_urn",
+        ),
         (&["args"], json!(vec!["a"; 257]), "args"),
         (&["args"], json!(["a".repeat(4097)]), "args[0]"),
         (&["args"], json!(vec!["a".repeat(4000); 20]), "args"),
         (&["env"], json!({"A": "a".repeat(4097)}), "env.A"),
-        (&["env"], json!({ "A".repeat(129): "x" }), &format!("env.{}", "A".repeat(64))),
+        (
+            &["env"],
+            json!({ "A".repeat(129): "x" }),
+            &format!("env.{}", "A".repeat(64)),
+        ),
         (&["nonce"], long(129), "nonce"),
-        (&["parameters"], json!({"blob": "a".repeat(70_000)}), "parameters"),
-        (&["issued_at"], json!(format!("2026-11-26T21:00:00.{}Z", "0".repeat(40))), "issued_at"),
+        (
+            &["parameters"],
+            json!({"blob": "a".repeat(70_000)}),
+            "parameters",
+        ),
+        (
+            &["issued_at"],
+            json!(format!("2026-11-26T21:00:00.{}Z", "0".repeat(40))),
+            "issued_at",
+        ),
     ] {
         let e = refused(&with(path, value));
         let shown = e.field().unwrap_or_default();
-        assert!(shown.starts_with(field) || field.starts_with(&shown), "{path:?}: {e}");
+        assert!(
+            shown.starts_with(field) || field.starts_with(&shown),
+            "{path:?}: {e}"
+        );
         assert_eq!(e.reason(), Reason::ManifestInvalid);
     }
     let many: Map<String, Value> = (0..65).map(|i| (format!("V{i}"), json!("x"))).collect();
-    assert_eq!(refused(&with(&["env"], Value::Object(many))).field().as_deref(), Some("env"));
+    assert_eq!(
+        refused(&with(&["env"], Value::Object(many)))
+            .field()
+            .as_deref(),
+        Some("env")
+    );
 }
 
 #[test]
@@ -243,7 +337,11 @@ fn bad_identifiers_urns_and_nul_bytes_are_refused() {
         (&["env"], json!({"A=B": "x"})),
         (&["env"], json!({"": "x"})),
     ] {
-        assert_eq!(refused(&with(path, value)).reason(), Reason::ManifestInvalid, "{path:?}");
+        assert_eq!(
+            refused(&with(path, value)).reason(),
+            Reason::ManifestInvalid,
+            "{path:?}"
+        );
     }
 }
 
@@ -265,9 +363,22 @@ fn bad_digests_are_digest_invalid() {
 
 #[test]
 fn forbidden_env_names_are_refused() {
-    for name in ["LD_PRELOAD", "LD_LIBRARY_PATH", "ld_audit", "PATH", "BASH_ENV", "GLIBC_TUNABLES", "PYTHONPATH", "NODE_OPTIONS", "EDGE_RUNNER_TOKEN"] {
+    for name in [
+        "LD_PRELOAD",
+        "LD_LIBRARY_PATH",
+        "ld_audit",
+        "PATH",
+        "BASH_ENV",
+        "GLIBC_TUNABLES",
+        "PYTHONPATH",
+        "NODE_OPTIONS",
+        "EDGE_RUNNER_TOKEN",
+    ] {
         let e = refused(&with(&["env"], json!({ name: "x" })));
-        assert!(matches!(e, ManifestError::EnvForbidden { .. }), "{name}: {e}");
+        assert!(
+            matches!(e, ManifestError::EnvForbidden { .. }),
+            "{name}: {e}"
+        );
         assert_eq!(e.field(), Some(format!("env.{name}")));
     }
 }
@@ -283,7 +394,14 @@ fn limits_over_the_maxima_are_limits_exceeded() {
         // Exactly the maximum is fine; one more is not.
         assert!(check(&with(&["limits", name], json!(max))).is_ok());
         let e = refused(&with(&["limits", name], json!(max + 1)));
-        assert_eq!(e, ManifestError::LimitExceeded { name, requested: max + 1, max });
+        assert_eq!(
+            e,
+            ManifestError::LimitExceeded {
+                name,
+                requested: max + 1,
+                max
+            }
+        );
         assert_eq!(e.reason(), Reason::LimitsExceeded);
         let e = refused(&with(&["limits", name], json!(0)));
         assert_eq!(e.reason(), Reason::ManifestInvalid);
@@ -314,18 +432,32 @@ fn time_claims_use_the_configured_skew_and_age() {
     let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
     let p = policy(); // skew 30 s, max age 600 s
     let bytes = serde_json::to_vec(&good()).unwrap();
-    let run = |t: &str| check_payload(&bytes, &p, at(t)).map(|_| ()).map_err(|e| e.reason());
+    let run = |t: &str| {
+        check_payload(&bytes, &p, at(t))
+            .map(|_| ())
+            .map_err(|e| e.reason())
+    };
     // issued 21:00:00, expires 21:05:00
     assert_eq!(run("2026-11-26T20:59:30Z"), Ok(())); // early, within skew
-    assert_eq!(run("2026-11-26T20:59:29Z"), Err(Reason::ManifestNotYetValid));
+    assert_eq!(
+        run("2026-11-26T20:59:29Z"),
+        Err(Reason::ManifestNotYetValid)
+    );
     assert_eq!(run("2026-11-26T21:05:29Z"), Ok(())); // late, within skew
     assert_eq!(run("2026-11-26T21:05:30Z"), Err(Reason::ManifestExpired));
     assert_eq!(run("2027-01-01T00:00:00Z"), Err(Reason::ManifestExpired));
 
     let mut strict = policy();
     strict.claims.clock_skew_secs = 0;
-    let run0 = |t: &str| check_payload(&bytes, &strict, at(t)).map(|_| ()).map_err(|e| e.reason());
-    assert_eq!(run0("2026-11-26T20:59:59Z"), Err(Reason::ManifestNotYetValid));
+    let run0 = |t: &str| {
+        check_payload(&bytes, &strict, at(t))
+            .map(|_| ())
+            .map_err(|e| e.reason())
+    };
+    assert_eq!(
+        run0("2026-11-26T20:59:59Z"),
+        Err(Reason::ManifestNotYetValid)
+    );
     assert_eq!(run0("2026-11-26T21:05:00Z"), Err(Reason::ManifestExpired));
     assert_eq!(run0("2026-11-26T21:04:59Z"), Ok(()));
 
@@ -335,25 +467,40 @@ fn time_claims_use_the_configured_skew_and_age() {
     let longer = with(&["expires_at"], json!("2026-11-26T21:10:01Z"));
     assert_eq!(
         refused(&longer),
-        ManifestError::LifetimeTooLong { lifetime_secs: 601, max_secs: 600 }
+        ManifestError::LifetimeTooLong {
+            lifetime_secs: 601,
+            max_secs: 600
+        }
     );
     // Offsets are honoured: 22:00+01:00 is 21:00Z.
     let offset = with(&["issued_at"], json!("2026-11-26T22:00:00+01:00"));
-    assert_eq!(check(&offset).unwrap().issued_at(), at("2026-11-26T21:00:00Z"));
+    assert_eq!(
+        check(&offset).unwrap().issued_at(),
+        at("2026-11-26T21:00:00Z")
+    );
 }
 
 #[test]
 fn refusals_carry_the_whole_chain() {
     let r = refused(&with(&["tool_sha256"], json!("sha256:XYZ"))).to_refusal();
     assert_eq!(r.reason, Reason::DigestInvalid);
-    assert!(r.message.contains("tool_sha256") && r.message.contains("lowercase hex"), "{}", r.message);
+    assert!(
+        r.message.contains("tool_sha256") && r.message.contains("lowercase hex"),
+        "{}",
+        r.message
+    );
 }
 
 #[test]
 fn the_schema_names_exactly_the_decoded_fields() {
     let s = schema(&Config::default().limits);
     let props = |v: &Value| -> Vec<String> {
-        let mut k: Vec<String> = v["properties"].as_object().unwrap().keys().cloned().collect();
+        let mut k: Vec<String> = v["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
         k.sort();
         k
     };
@@ -363,14 +510,25 @@ fn the_schema_names_exactly_the_decoded_fields() {
         v
     };
     assert_eq!(props(&s), sorted(TOP_FIELDS));
-    assert_eq!(props(&s["properties"]["task_context"]), sorted(CONTEXT_FIELDS));
+    assert_eq!(
+        props(&s["properties"]["task_context"]),
+        sorted(CONTEXT_FIELDS)
+    );
     assert_eq!(props(&s["properties"]["limits"]), sorted(LIMIT_FIELDS));
     assert_eq!(s["additionalProperties"], json!(false));
     // Required in the schema <=> refused as missing by the decoder.
-    let required: Vec<&str> = s["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let required: Vec<&str> = s["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     for field in TOP_FIELDS {
         let missing = check(&without(&[field])).is_err();
         assert_eq!(required.contains(field), missing, "{field}");
     }
-    assert_eq!(s["properties"]["limits"]["properties"]["timeout_ms"]["maximum"], json!(600_000));
+    assert_eq!(
+        s["properties"]["limits"]["properties"]["timeout_ms"]["maximum"],
+        json!(600_000)
+    );
 }
