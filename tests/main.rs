@@ -1,1 +1,8 @@
+//! The integration and adversarial suites: one test binary, one module per theme.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod armory;
+mod manifest;
+mod replay;
+mod task_kit;

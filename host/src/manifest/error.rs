@@ -37,8 +37,8 @@ pub enum ManifestError {
     )]
     Version { found: String },
     #[error(
-        "failed to decode the manifest: environment variable \"{name}\" in field \"env\" is \
-         refused ({why}); remove it from the manifest"
+        "failed to decode the manifest: field \"env.{name}\" sets a refused environment \
+         variable ({why}); remove it from the manifest"
     )]
     EnvForbidden { name: String, why: &'static str },
     #[error("failed to decode the manifest: field \"tool_sha256\" is not a valid digest")]
