@@ -40,7 +40,10 @@ fn script(n: u32) -> Vec<u8> {
 impl Fixture {
     /// Adds and authorizes `bytes`.
     fn authorized(&self, bytes: &[u8]) -> Digest {
-        let a = self.armory.add(&mut &bytes[..], "t", "alice", Utc::now()).unwrap();
+        let a = self
+            .armory
+            .add(&mut &bytes[..], "t", "alice", Utc::now())
+            .unwrap();
         self.armory.authorize(&a.digest, "bob", Utc::now()).unwrap();
         a.digest
     }
@@ -153,8 +156,16 @@ fn a_forged_index_entry_for_non_executable_bytes_is_refused() {
     let index = serde_json::json!({"version": 1, "tools": {d.as_str(): {
         "name": "x", "size": data.len(), "added": {"by": "m", "at": "2026-01-01T00:00:00Z"},
         "authorized": {"by": "m", "at": "2026-01-01T00:00:00Z"}, "revoked": null}}});
-    std::fs::write(f.root.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    std::fs::set_permissions(f.root.join("index.json"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(
+        f.root.join("index.json"),
+        serde_json::to_vec(&index).unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        f.root.join("index.json"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
     assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ToolNotExecutable));
     f.no_private_copies_left();
 }
@@ -166,7 +177,11 @@ fn a_corrupt_or_duplicated_index_is_untrusted() {
     let index = f.root.join("index.json");
     let text = std::fs::read_to_string(&index).unwrap();
     // A duplicate member that would flip the state for a last-wins parser.
-    let dup = text.replacen("\"revoked\": null", "\"revoked\": null, \"revoked\": null", 1);
+    let dup = text.replacen(
+        "\"revoked\": null",
+        "\"revoked\": null, \"revoked\": null",
+        1,
+    );
     assert_ne!(dup, text);
     std::fs::write(&index, dup).unwrap();
     assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ArmoryUntrusted));
@@ -184,7 +199,8 @@ fn a_corrupt_or_duplicated_index_is_untrusted() {
 fn loose_permissions_are_refused_with_the_fix() {
     let f = fixture();
     let d = f.authorized(&script(10));
-    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let mode =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
     for (path, loose, tight) in [
         (f.root.clone(), 0o777, 0o700),
         (f.root.join("blobs/sha256"), 0o770, 0o700),
@@ -192,10 +208,25 @@ fn loose_permissions_are_refused_with_the_fix() {
         (f.blob(&d), 0o666, 0o444),
     ] {
         mode(&path, loose);
-        let e = Armory::open(&f.root).and_then(|a| a.resolve(&d, &f.scratch)).unwrap_err();
-        assert_eq!(e.reason(), Some(Reason::ArmoryUntrusted), "{}", path.display());
+        let e = Armory::open(&f.root)
+            .and_then(|a| a.resolve(&d, &f.scratch))
+            .unwrap_err();
+        assert_eq!(
+            e.reason(),
+            Some(Reason::ArmoryUntrusted),
+            "{}",
+            path.display()
+        );
         let message = e.to_refusal().unwrap().message;
         assert!(message.contains("chmod go-w"), "{message}");
+        // An armory opened before the permissions were loosened notices too.
+        let e = f.armory.resolve(&d, &f.scratch).unwrap_err();
+        assert_eq!(
+            e.reason(),
+            Some(Reason::ArmoryUntrusted),
+            "{}",
+            path.display()
+        );
         mode(&path, tight);
     }
     f.armory.resolve(&d, &f.scratch).unwrap();
@@ -204,7 +235,10 @@ fn loose_permissions_are_refused_with_the_fix() {
 #[test]
 fn files_owned_by_another_user_are_refused() {
     if !task_kit::is_root() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root; this test needs it");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI runs as root; this test needs it"
+        );
         eprintln!("SKIPPED files_owned_by_another_user_are_refused: needs root to chown");
         return;
     }
@@ -213,8 +247,15 @@ fn files_owned_by_another_user_are_refused() {
     let other = Some(nix::unistd::Uid::from_raw(4242));
     for path in [f.root.join("index.json"), f.blob(&d), f.root.clone()] {
         nix::unistd::chown(&path, other, None).unwrap();
-        let e = Armory::open(&f.root).and_then(|a| a.resolve(&d, &f.scratch)).unwrap_err();
-        assert_eq!(e.reason(), Some(Reason::ArmoryUntrusted), "{}", path.display());
+        let e = Armory::open(&f.root)
+            .and_then(|a| a.resolve(&d, &f.scratch))
+            .unwrap_err();
+        assert_eq!(
+            e.reason(),
+            Some(Reason::ArmoryUntrusted),
+            "{}",
+            path.display()
+        );
         assert!(e.to_refusal().unwrap().message.contains("chown"));
         nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
     }
@@ -248,7 +289,14 @@ fn hostile_digest_strings_never_reach_a_path() {
         assert_eq!(e.reason(), Reason::DigestInvalid, "{s}");
         // Through the CLI.
         let out = Command::new(BIN)
-            .args(["--config", "/dev/null", "armory", "authorize", &s, "--armory"])
+            .args([
+                "--config",
+                "/dev/null",
+                "armory",
+                "authorize",
+                &s,
+                "--armory",
+            ])
             .arg(&f.root)
             .output()
             .unwrap();
@@ -306,17 +354,32 @@ fn concurrent_adds_and_authorizations_lose_nothing() {
         .into_iter()
         .map(|c| {
             let out = c.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8(out.stdout).unwrap().trim().to_owned()
         })
         .collect();
     let auths: Vec<_> = digests
         .iter()
-        .map(|d| run(vec!["authorize".into(), d.into(), "--by".into(), "ops".into()]))
+        .map(|d| {
+            run(vec![
+                "authorize".into(),
+                d.into(),
+                "--by".into(),
+                "ops".into(),
+            ])
+        })
         .collect();
     for c in auths {
         let out = c.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let list = f.armory.list().unwrap();
     assert_eq!(list.len(), n as usize);
@@ -331,7 +394,16 @@ fn kill_9_in_the_middle_of_add_leaves_the_store_consistent() {
     let tmp = f.root.join("tmp");
     // Deterministic: the add reads from a pipe, so it is mid-copy for as long as we like.
     let mut child = Command::new(BIN)
-        .args(["--config", "/dev/null", "armory", "add", "-", "--name", "big", "--armory"])
+        .args([
+            "--config",
+            "/dev/null",
+            "armory",
+            "add",
+            "-",
+            "--name",
+            "big",
+            "--armory",
+        ])
         .arg(&f.root)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -380,7 +452,10 @@ fn kill_9_in_the_middle_of_add_leaves_the_store_consistent() {
         assert_consistent(&f, &[before.clone()]);
     }
     // And the next add completes, cleaning the staging area.
-    let a = f.armory.add(&mut &content[..], "big", "alice", Utc::now()).unwrap();
+    let a = f
+        .armory
+        .add(&mut &content[..], "big", "alice", Utc::now())
+        .unwrap();
     assert_eq!(a.digest, Digest::of(&content));
     assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
     assert!(!f.armory.verify().unwrap().corrupt());
@@ -409,7 +484,11 @@ fn assert_consistent(f: &Fixture, must_resolve: &[Digest]) {
         .arg(&f.root)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// `edge-runner verify --armory`: the whole decision, without consuming the nonce.
@@ -419,17 +498,31 @@ fn verify_with_an_armory_decides_without_consuming_the_nonce() {
     let dir = f.root.parent().unwrap().to_owned();
     let kit = Kit::new();
     let keys = dir.join("keys.json");
-    std::fs::write(&keys, serde_json::to_vec(&serde_json::json!({"keys": [kit.key.public_jwk()]})).unwrap()).unwrap();
+    std::fs::write(
+        &keys,
+        serde_json::to_vec(&serde_json::json!({"keys": [kit.key.public_jwk()]})).unwrap(),
+    )
+    .unwrap();
     std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = dir.join("config.toml");
-    std::fs::write(&config, format!("state_dir = \"{}\"\n", dir.join("state").display())).unwrap();
-    let pending = f.armory.add(&mut &script(300)[..], "p", "alice", Utc::now()).unwrap().digest;
+    std::fs::write(
+        &config,
+        format!("state_dir = \"{}\"\n", dir.join("state").display()),
+    )
+    .unwrap();
+    let pending = f
+        .armory
+        .add(&mut &script(300)[..], "p", "alice", Utc::now())
+        .unwrap()
+        .digest;
     let good = f.authorized(&script(301));
     let revoked = f.authorized(&script(302));
     f.armory.revoke(&revoked, "carol", Utc::now()).unwrap();
     let verify = |digest: &str, nonce: &str| {
         let task = dir.join("task.jws");
-        let compact = kit.key.sign_compact(&serde_json::to_vec(&task_kit::manifest(digest, nonce)).unwrap());
+        let compact = kit
+            .key
+            .sign_compact(&serde_json::to_vec(&task_kit::manifest(digest, nonce)).unwrap());
         std::fs::write(&task, compact).unwrap();
         Command::new(BIN)
             .arg("--config")
@@ -445,7 +538,12 @@ fn verify_with_an_armory_decides_without_consuming_the_nonce() {
     let nonce = task_kit::nonce();
     for _ in 0..2 {
         let out = verify(good.as_str(), &nonce);
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let decision: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(decision["decision"], "accept");
         assert_eq!(decision["tool"]["digest"], good.as_str());

@@ -46,7 +46,11 @@ fn refusals_through_the_pipeline_keep_their_codes() {
 fn manifest_sign_refuses_what_a_runner_would_refuse() {
     let dir = task_kit::tempdir();
     let key = dir.path().join("k.jwk");
-    std::fs::write(&key, serde_json::to_vec(&Kit::new().key.private_jwk()).unwrap()).unwrap();
+    std::fs::write(
+        &key,
+        serde_json::to_vec(&Kit::new().key.private_jwk()).unwrap(),
+    )
+    .unwrap();
     let file = dir.path().join("m.json");
     let mut m = task_kit::manifest(DIGEST, &task_kit::nonce());
     m["env"] = json!({"PATH": "/evil"});
@@ -67,7 +71,10 @@ fn manifest_sign_refuses_what_a_runner_would_refuse() {
     let out = sign(&file, &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("env.PATH") && err.contains("manifest_invalid"), "{err}");
+    assert!(
+        err.contains("env.PATH") && err.contains("manifest_invalid"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 
     // A stale template: refused as expired, signed with --fill.
@@ -77,16 +84,27 @@ fn manifest_sign_refuses_what_a_runner_would_refuse() {
     std::fs::write(&file, serde_json::to_vec(&m).unwrap()).unwrap();
     assert_eq!(sign(&file, &[]).status.code(), Some(2));
     let out = sign(&file, &["--fill", "--ttl", "120"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let compact = String::from_utf8(out.stdout).unwrap();
     let kit = Kit::new();
     let parsed = edge_runner::jws::parse(compact.trim().as_bytes(), &Default::default()).unwrap();
     let verified = kit.verifier.verify(parsed).unwrap();
     let checked = manifest::decode(&verified, &task_kit::policy(), chrono::Utc::now()).unwrap();
     assert_eq!(checked.nonce().len(), 43); // 256 bits, base64url
-    assert_eq!((checked.expires_at() - checked.issued_at()).num_seconds(), 120);
+    assert_eq!(
+        (checked.expires_at() - checked.issued_at()).num_seconds(),
+        120
+    );
     // --fill beyond the runner's maximum age is refused too.
-    assert_eq!(sign(&file, &["--fill", "--ttl", "100000"]).status.code(), Some(2));
+    assert_eq!(
+        sign(&file, &["--fill", "--ttl", "100000"]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -95,12 +113,27 @@ fn manifest_schema_is_printed_as_json() {
         .args(["--config", "/dev/null", "manifest", "schema"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    assert_eq!(
+        schema["$schema"],
+        "https://json-schema.org/draft/2020-12/schema"
+    );
     assert_eq!(schema["additionalProperties"], false);
     let required = schema["required"].as_array().unwrap();
-    for f in ["manifest_version", "task_context", "tool_sha256", "nonce", "issued_at", "expires_at"] {
+    for f in [
+        "manifest_version",
+        "task_context",
+        "tool_sha256",
+        "nonce",
+        "issued_at",
+        "expires_at",
+    ] {
         assert!(required.contains(&json!(f)), "{f}");
     }
 }

@@ -51,7 +51,13 @@ impl Drop for Racer {
 
 fn spawn(state: &Path, nonce: &str) -> Racer {
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "replay::replay_child", "--nocapture", "--test-threads=1"])
+        .args([
+            "--ignored",
+            "--exact",
+            "replay::replay_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("ER_TEST_STATE", state)
         .env("ER_TEST_NONCE", nonce)
         .stdin(Stdio::piped())
@@ -108,7 +114,9 @@ fn same_nonce_twice_in_one_process_is_replayed() {
     let kit = Kit::new();
     let m = task_kit::manifest(DIGEST, &task_kit::nonce());
     let store = ReplayStore::new(dir.path());
-    store.check_and_record(&kit.checked(&m), chrono::Utc::now()).unwrap();
+    store
+        .check_and_record(&kit.checked(&m), chrono::Utc::now())
+        .unwrap();
     // The same signed task decoded again, as a replayed delivery would be.
     let e = store
         .check_and_record(&kit.checked(&m), chrono::Utc::now())
@@ -127,8 +135,13 @@ fn a_nonce_recorded_before_a_restart_is_replayed_after_it() {
     let checked = kit.checked(&task_kit::manifest(DIGEST, &nonce));
     let store = ReplayStore::new(dir.path());
     // verify's read-only check sees it too.
-    assert_eq!(store.check(&checked).unwrap_err().reason(), Reason::ReplayedNonce);
-    let e = store.check_and_record(&checked, chrono::Utc::now()).unwrap_err();
+    assert_eq!(
+        store.check(&checked).unwrap_err().reason(),
+        Reason::ReplayedNonce
+    );
+    let e = store
+        .check_and_record(&checked, chrono::Utc::now())
+        .unwrap_err();
     assert_eq!(e.reason(), Reason::ReplayedNonce);
 }
 

@@ -31,7 +31,9 @@ impl Kit {
     }
 
     pub fn verified(&self, manifest: &Value) -> VerifiedJws {
-        let compact = self.key.sign_compact(&serde_json::to_vec(manifest).unwrap());
+        let compact = self
+            .key
+            .sign_compact(&serde_json::to_vec(manifest).unwrap());
         let parsed = edge_runner::jws::parse(compact.as_bytes(), &Default::default()).unwrap();
         self.verifier.verify(parsed).unwrap()
     }

@@ -86,6 +86,15 @@ impl Armory {
             }
             _ => {}
         }
+        let armory = Self { layout };
+        armory.check_dirs()?;
+        Ok(armory)
+    }
+
+    /// The trust checks on the directories, run at open and again before every
+    /// resolution (a long-lived runner must notice permissions loosened after it started).
+    pub(crate) fn check_dirs(&self) -> Result<(), ArmoryError> {
+        let layout = &self.layout;
         for (dir, what) in [
             (layout.root.clone(), "armory directory"),
             (layout.root.join("blobs"), "armory blob directory"),
@@ -108,7 +117,7 @@ impl Armory {
                 }
             }
         }
-        Ok(Self { layout })
+        Ok(())
     }
 
     /// Opens the armory at `root`, creating it (mode 0700) if it does not exist.

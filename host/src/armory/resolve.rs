@@ -87,6 +87,7 @@ impl Armory {
     /// Resolves `digest` to a private copy under `scratch` (created 0700 if missing; see
     /// [`scratch_dir`]).
     pub fn resolve(&self, digest: &Digest, scratch: &Path) -> Result<ResolvedTool, ArmoryError> {
+        self.check_dirs()?;
         let index = Index::read(&self.layout)?;
         let Some(entry) = index.tools.get(digest) else {
             return Err(ArmoryError::Unknown {
