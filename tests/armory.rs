@@ -427,7 +427,7 @@ fn kill_9_in_the_middle_of_add_leaves_the_store_consistent() {
     .unwrap();
     child.wait().unwrap();
     drop(stdin);
-    assert_consistent(&f, &[before.clone()]);
+    assert_consistent(&f, std::slice::from_ref(&before));
 
     // Kills at arbitrary moments of a complete add (copy, rename, index write).
     let big = f.root.parent().unwrap().join("big");
@@ -449,7 +449,7 @@ fn kill_9_in_the_middle_of_add_leaves_the_store_consistent() {
             nix::sys::signal::Signal::SIGKILL,
         );
         c.wait().unwrap();
-        assert_consistent(&f, &[before.clone()]);
+        assert_consistent(&f, std::slice::from_ref(&before));
     }
     // And the next add completes, cleaning the staging area.
     let a = f

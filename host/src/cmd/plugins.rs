@@ -39,8 +39,8 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
     } else {
         let mut r = writeln!(
             out,
-            "{:<10} {:<9} {:<12} {:<10} {}",
-            "KIND", "ALG", "PLUGIN", "ORIGIN", "SHA256"
+            "{:<10} {:<9} {:<12} {:<10} SHA256",
+            "KIND", "ALG", "PLUGIN", "ORIGIN"
         );
         for (alg, p) in verifiers.iter() {
             r = r.and_then(|()| {
