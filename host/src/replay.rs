@@ -564,22 +564,33 @@ mod tests {
 
     #[test]
     fn threads_racing_on_one_nonce_record_it_once() {
+        // Exactly one wins, and every other thread is told "replayed", not "store
+        // unavailable": the lock serializes them instead of letting redb refuse them.
         let dir = tempfile::tempdir().unwrap();
-        let wins: usize = std::thread::scope(|s| {
+        let results: Vec<Result<(), Reason>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..8)
                 .map(|_| {
                     s.spawn(|| {
                         ReplayStore::new(dir.path())
                             .record("acme", "race", at(EXP), at(T0))
-                            .is_ok()
+                            .map_err(|e| e.reason())
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
-                .map(|h| usize::from(h.join().unwrap()))
-                .sum()
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        assert_eq!(wins, 1);
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "{results:?}"
+        );
+        assert_eq!(
+            results
+                .iter()
+                .filter(|r| **r == Err(Reason::ReplayedNonce))
+                .count(),
+            7,
+            "{results:?}"
+        );
     }
 }
