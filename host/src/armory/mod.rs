@@ -19,6 +19,7 @@
 //! comes from the armory. This module must not run anything.
 
 mod error;
+mod hashing;
 mod index;
 mod resolve;
 mod store;

@@ -8,8 +8,8 @@
 //! and the reopened file is checked to be the one written (device and inode). Nothing
 //! re-opens the armory path afterwards. This module must not execute anything.
 
+use super::hashing::{CopyError, hash_copy, open_blob};
 use super::index::Index;
-use super::store::{CopyError, hash_copy, open_blob};
 use super::{Armory, ArmoryError, check_executable};
 use crate::digest::Digest;
 use crate::fsperm;

@@ -4,72 +4,16 @@
 //! ordering: a blob is complete and durable before the index names it, and the index is
 //! replaced atomically. This module must not hand out tool bytes (that is `resolve`).
 
+use super::hashing::{CopyError, hash_copy, open_blob};
 use super::index::{Entry, Index, Stamp};
-use super::{Armory, ArmoryError, MAX_SHEBANG_LEN, MAX_TOOL_BYTES, check_executable, check_label};
+use super::{Armory, ArmoryError, MAX_TOOL_BYTES, check_executable, check_label};
 use crate::digest::Digest;
 use crate::fsperm;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
-use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
-
-const CHUNK: usize = 256 * 1024;
-
-/// The outcome of hashing a stream.
-pub(crate) struct Hashed {
-    pub(crate) digest: Digest,
-    pub(crate) size: u64,
-    /// The first [`MAX_SHEBANG_LEN`] bytes (fewer only if the stream was shorter).
-    pub(crate) head: Vec<u8>,
-}
-
-pub(crate) enum CopyError {
-    Read(std::io::Error),
-    Write(std::io::Error),
-    TooLarge,
-}
-
-/// Reads `src` to its end (at most `limit` bytes), hashing every byte and writing it to
-/// `dst` if given. The digest describes exactly the bytes written.
-pub(crate) fn hash_copy(
-    src: &mut dyn Read,
-    mut dst: Option<&mut dyn Write>,
-    limit: u64,
-) -> Result<Hashed, CopyError> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut size = 0u64;
-    let mut head = Vec::with_capacity(MAX_SHEBANG_LEN);
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CopyError::Read(e)),
-        };
-        let chunk = &buf[..n];
-        size += n as u64;
-        if size > limit {
-            return Err(CopyError::TooLarge);
-        }
-        if head.len() < MAX_SHEBANG_LEN {
-            let take = (MAX_SHEBANG_LEN - head.len()).min(n);
-            head.extend_from_slice(&chunk[..take]);
-        }
-        hasher.update(chunk);
-        if let Some(d) = dst.as_mut() {
-            d.write_all(chunk).map_err(CopyError::Write)?;
-        }
-    }
-    Ok(Hashed {
-        digest: Digest::from_hasher(hasher),
-        size,
-        head,
-    })
-}
 
 /// What `add` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,14 +348,6 @@ impl Armory {
         }
         Ok(())
     }
-}
-
-/// Opens a blob for reading without following a symlink or blocking on a FIFO.
-pub(crate) fn open_blob(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
 }
 
 /// One line for a person.

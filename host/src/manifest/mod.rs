@@ -6,6 +6,7 @@
 //! refused, and every refusal names its field. This module does no I/O and no
 //! cryptography; the time is an argument.
 
+pub mod env;
 mod error;
 pub mod fields;
 mod schema;
@@ -223,7 +224,7 @@ fn check_payload(
         .unwrap_or_default();
     let env = top
         .get("env")
-        .map(fields::env)
+        .map(env::env)
         .transpose()?
         .unwrap_or_default();
     let parameters = top.get("parameters").map(parameters).transpose()?;

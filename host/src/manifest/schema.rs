@@ -4,7 +4,7 @@
 //! `issued_at`, the runner's configured limits and times) is in the descriptions. This
 //! module only describes; it must not validate.
 
-use super::fields::{self, *};
+use super::fields::*;
 use crate::config::LimitsConfig;
 use serde_json::{Value, json};
 
@@ -37,8 +37,8 @@ pub fn schema(limits: &LimitsConfig) -> Value {
             "description": description,
         })
     };
-    let denied: Vec<&str> = fields::denied_env_names().collect();
-    let prefixes: Vec<&str> = fields::denied_env_prefixes().collect();
+    let denied: Vec<&str> = super::env::denied_env_names().collect();
+    let prefixes: Vec<&str> = super::env::denied_env_prefixes().collect();
     let denied_prefixes: Vec<String> = prefixes.iter().map(|p| format!("{p}*")).collect();
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
