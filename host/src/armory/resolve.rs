@@ -60,8 +60,10 @@ impl ResolvedTool {
     pub fn path(&self) -> &Path {
         &self.path
     }
-    /// The copy, opened read-only (no writable descriptor to it remains open, so it can be
-    /// executed without ETXTBSY).
+    /// The copy, opened read-only. No writable descriptor to it remains open in this
+    /// process, so it can be executed; a child forked by another thread while the copy was
+    /// being written can still hold one (O_CLOEXEC closes it only at that child's exec), so
+    /// a launcher should treat ETXTBSY as transient and retry briefly.
     pub fn file(&self) -> &File {
         &self.file
     }
