@@ -4,12 +4,21 @@
 //! they fail, never skip, when a prerequisite is missing.
 
 // Tests are exempt from the no-unwrap/no-panic rule (STYLE.md, habit 4).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr
+)]
 
 mod support;
 
+mod armory;
 mod cli_verify;
 mod jws_attacks;
+mod manifest;
 mod plugin_faults;
+mod replay;
 mod sandbox;
+mod task_kit;
 mod vectors;

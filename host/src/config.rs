@@ -1,6 +1,6 @@
 //! The runner's configuration file (TOML): where the key set, armory and state live,
-//! which plugins replace the defaults (pinned by sha256), and the limits applied to
-//! plugins and inputs. Unknown keys are refused naming the key and the file. This module
+//! which plugins replace the defaults (pinned by sha256), how manifest claims are judged,
+//! and the limits applied to plugins, inputs and tasks. Unknown keys are refused naming the key and the file. This module
 //! only reads and checks the file; it opens nothing it names.
 
 use crate::plugins::{PinnedFile, PluginLimits};
@@ -37,6 +37,9 @@ pub struct Config {
     /// The runner's state directory: replay store, plugin cache, event spool.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// The tool store (content-addressed blobs and their authorization index).
+    #[serde(default = "default_armory")]
+    pub armory: PathBuf,
     #[serde(default)]
     pub plugins: PluginsConfig,
     #[serde(default)]
@@ -44,6 +47,10 @@ pub struct Config {
     /// `[sandbox]`: backend, required protections, identity, view and default limits.
     #[serde(default)]
     pub sandbox: crate::sandbox::SandboxPolicy,
+    #[serde(default)]
+    pub claims: ClaimsConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
 impl Default for Config {
@@ -51,9 +58,12 @@ impl Default for Config {
         Self {
             keys: default_keys(),
             state_dir: default_state_dir(),
+            armory: default_armory(),
             plugins: PluginsConfig::default(),
             input: InputConfig::default(),
             sandbox: crate::sandbox::SandboxPolicy::default(),
+            claims: ClaimsConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -139,6 +149,99 @@ impl Default for InputConfig {
     }
 }
 
+/// `[claims]`: how strictly manifest times are judged.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsConfig {
+    /// Tolerated difference between the signer's clock and this host's, seconds. Applied to
+    /// both `issued_at` (not yet valid) and `expires_at` (expired). At most
+    /// [`MAX_CLOCK_SKEW_SECS`].
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_secs: u64,
+    /// Longest accepted manifest lifetime (`expires_at - issued_at`), seconds. Also bounds
+    /// how long nonces are remembered. At most [`MAX_MANIFEST_AGE_SECS`].
+    #[serde(default = "default_max_age")]
+    pub max_manifest_age_secs: u64,
+}
+
+/// Ceiling on `claims.clock_skew_secs`: a larger skew is a broken clock, not a tolerance.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 600;
+/// Ceiling on `claims.max_manifest_age_secs` (one day): signed tasks are meant to be used
+/// at once, and every extra second is a second in which a stolen task can still run.
+pub const MAX_MANIFEST_AGE_SECS: u64 = 86_400;
+
+impl Default for ClaimsConfig {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: default_clock_skew(),
+            max_manifest_age_secs: default_max_age(),
+        }
+    }
+}
+
+/// `[limits]`: the resource limits a task gets when its manifest names none, and the most
+/// a manifest may ask for.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock timeout when the manifest names none, milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub default_timeout_ms: u64,
+    /// Largest `limits.timeout_ms` a manifest may request.
+    #[serde(default = "max_timeout_ms")]
+    pub max_timeout_ms: u64,
+    /// Memory limit when the manifest names none, bytes.
+    #[serde(default = "default_memory_bytes")]
+    pub default_memory_bytes: u64,
+    /// Largest `limits.memory_bytes` a manifest may request.
+    #[serde(default = "max_memory_bytes")]
+    pub max_memory_bytes: u64,
+    /// Captured output (stdout + stderr) when the manifest names none, bytes.
+    #[serde(default = "default_output_bytes")]
+    pub default_output_bytes: u64,
+    /// Largest `limits.output_bytes` a manifest may request.
+    #[serde(default = "max_output_bytes")]
+    pub max_output_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            default_timeout_ms: default_timeout_ms(),
+            max_timeout_ms: max_timeout_ms(),
+            default_memory_bytes: default_memory_bytes(),
+            max_memory_bytes: max_memory_bytes(),
+            default_output_bytes: default_output_bytes(),
+            max_output_bytes: max_output_bytes(),
+        }
+    }
+}
+
+fn default_clock_skew() -> u64 {
+    30
+}
+fn default_max_age() -> u64 {
+    600
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn max_timeout_ms() -> u64 {
+    600_000
+}
+fn default_memory_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn max_memory_bytes() -> u64 {
+    2 * 1024 * 1024 * 1024
+}
+fn default_output_bytes() -> u64 {
+    1024 * 1024
+}
+fn max_output_bytes() -> u64 {
+    16 * 1024 * 1024
+}
+
 fn yes() -> bool {
     true
 }
@@ -153,6 +256,11 @@ fn default_max_jws() -> usize {
 }
 fn default_keys() -> PathBuf {
     PathBuf::from("/etc/edge-runner/keys.json")
+}
+
+/// `/var/lib/edge-runner/armory` for root, `<default state dir>/armory` otherwise.
+pub fn default_armory() -> PathBuf {
+    default_state_dir().join("armory")
 }
 
 /// `/var/lib/edge-runner` for root; `$XDG_STATE_HOME/edge-runner` (or
@@ -218,6 +326,34 @@ impl Config {
                 "plugins.fuel must be positive and plugins.memory_bytes at least 65536".into(),
             ));
         }
+        let c = &self.claims;
+        if c.clock_skew_secs > MAX_CLOCK_SKEW_SECS {
+            return Err(invalid(format!(
+                "claims.clock_skew_secs is {}; at most {MAX_CLOCK_SKEW_SECS} is accepted (fix \
+                 the host clock instead: a larger skew keeps stolen tasks valid longer)",
+                c.clock_skew_secs
+            )));
+        }
+        if c.max_manifest_age_secs == 0 || c.max_manifest_age_secs > MAX_MANIFEST_AGE_SECS {
+            return Err(invalid(format!(
+                "claims.max_manifest_age_secs is {}; it must be between 1 and \
+                 {MAX_MANIFEST_AGE_SECS}",
+                c.max_manifest_age_secs
+            )));
+        }
+        let l = &self.limits;
+        for (name, default, max) in [
+            ("timeout_ms", l.default_timeout_ms, l.max_timeout_ms),
+            ("memory_bytes", l.default_memory_bytes, l.max_memory_bytes),
+            ("output_bytes", l.default_output_bytes, l.max_output_bytes),
+        ] {
+            if default == 0 || default > max {
+                return Err(invalid(format!(
+                    "limits.default_{name} is {default}; it must be at least 1 and at most \
+                     limits.max_{name} ({max})"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -225,7 +361,9 @@ impl Config {
     /// sandbox masks: the key set, the configuration file (when there is one) and the state
     /// directory (which holds the replay store and the plugin cache).
     pub fn sandbox_policy(&self, config_file: Option<&Path>) -> crate::sandbox::SandboxPolicy {
-        let mut secrets = vec![self.keys.clone()];
+        // The key set, the configuration, the armory (which may live outside the state
+        // directory) and the state directory itself are masked inside the sandbox.
+        let mut secrets = vec![self.keys.clone(), self.armory.clone()];
         secrets.extend(config_file.map(Path::to_path_buf));
         self.sandbox.clone().with_runner(&self.state_dir, &secrets)
     }
@@ -280,6 +418,36 @@ mod tests {
         assert!(Config::parse(&ok, Path::new("c.toml")).is_ok());
         let missing = "[plugins.verifiers.ES256]\npath = \"/p.wasm\"\n";
         assert!(Config::parse(missing, Path::new("c.toml")).is_err());
+    }
+
+    #[test]
+    fn claims_and_limits_have_hardened_defaults_and_ceilings() {
+        let c = Config::parse("", Path::new("c.toml")).unwrap();
+        assert_eq!(c.claims.clock_skew_secs, 30);
+        assert_eq!(c.claims.max_manifest_age_secs, 600);
+        assert!(c.limits.default_timeout_ms <= c.limits.max_timeout_ms);
+        assert!(c.armory.ends_with("armory"));
+        for bad in [
+            "[claims]\nclock_skew_secs = 601\n",
+            "[claims]\nmax_manifest_age_secs = 0\n",
+            "[claims]\nmax_manifest_age_secs = 86401\n",
+            "[limits]\ndefault_timeout_ms = 0\n",
+            "[limits]\nmax_memory_bytes = 1\n",
+            "[limits]\ndefault_output_bytes = 99999999999\n",
+            "[claims]\nskew = 1\n",
+            "[limits]\ntimeout_ms = 1\n",
+        ] {
+            assert!(
+                Config::parse(bad, Path::new("c.toml")).is_err(),
+                "accepted {bad}"
+            );
+        }
+        let ok = "armory = \"/srv/armory\"\n[claims]\nclock_skew_secs = 0\n\
+                  max_manifest_age_secs = 86400\n[limits]\nmax_timeout_ms = 1000\n\
+                  default_timeout_ms = 1000\n";
+        let c = Config::parse(ok, Path::new("c.toml")).unwrap();
+        assert_eq!(c.armory, PathBuf::from("/srv/armory"));
+        assert_eq!(c.limits.max_timeout_ms, 1000);
     }
 
     #[test]

@@ -12,13 +12,17 @@
 //! code (and `plugins::cache`, for wasmtime's deserialization).
 #![deny(unsafe_code)]
 
+pub mod armory;
 pub mod config;
+pub mod digest;
 pub mod fsperm;
 pub mod json;
 pub mod jws;
 pub mod keys;
+pub mod manifest;
 pub mod plugins;
 pub mod reason;
 pub mod sandbox;
+pub mod replay;
 pub mod sign;
 pub mod verify;

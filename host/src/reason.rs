@@ -123,6 +123,9 @@ reasons! {
     DigestMismatch = "digest_mismatch", Armory;
     /// The armory itself cannot be trusted (permissions, ownership, unreadable index).
     ArmoryUntrusted = "armory_untrusted", Armory;
+    /// The authorized bytes are not an executable tool (neither ELF nor a `#!` script with an
+    /// absolute interpreter path).
+    ToolNotExecutable = "tool_not_executable", Armory;
     /// The requested sandbox backend is not available on this host.
     SandboxUnavailable = "sandbox_unavailable", Sandbox;
     /// AppArmor is required but not available on this host.

@@ -1,8 +1,12 @@
-//! `edge-runner manifest sign`: sign a manifest into a compact JWS task.
+//! `edge-runner manifest sign` and `manifest schema`: sign a manifest into a compact JWS
+//! task (after checking it as a runner would), and print the manifest's JSON Schema.
 
-use super::{CmdResult, Exit, Failure};
+use super::{CmdResult, Exit, Failure, Global};
+use base64::Engine as _;
 use clap::{Args, Subcommand};
+use edge_runner::manifest::{self, ClaimPolicy};
 use edge_runner::sign::SigningKey;
+use serde_json::Value;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -16,11 +20,15 @@ pub struct ManifestArgs {
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     Sign(SignArgs),
+    Schema(SchemaArgs),
 }
 
 /// Sign a manifest (JSON) into a compact JWS task, printed on stdout.
 ///
-/// Example: edge-runner manifest sign --key signer.jwk --kid cp-2026-11 manifest.json > task.jws
+/// The manifest is first checked exactly as a runner with this configuration would check
+/// it now (fields, limits, times); a manifest the runner would refuse is not signed.
+///
+/// Example: edge-runner manifest sign --key signer.jwk --kid cp-2026-11 --fill manifest.json > task.jws
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// Private key: a JWK, or a JWKS holding the key named by --kid.
@@ -29,25 +37,89 @@ pub struct SignArgs {
     /// Key id to sign with (required when the file holds several keys).
     #[arg(long)]
     pub kid: Option<String>,
+    /// Set `nonce` (256 random bits), `issued_at` (now) and `expires_at` (now + --ttl),
+    /// replacing any values in the file, which then serves as a template.
+    #[arg(long)]
+    pub fill: bool,
+    /// Lifetime given by --fill, seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 300, requires = "fill")]
+    pub ttl: u64,
     /// The manifest file, or `-` for stdin.
     #[arg(value_name = "MANIFEST.json")]
     pub manifest: PathBuf,
 }
 
-pub fn run(args: ManifestArgs) -> CmdResult {
-    let ManifestCommand::Sign(s) = args.command;
+/// Print the JSON Schema (draft 2020-12) of manifest version 1, with this runner's limits.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {}
+
+pub fn run(global: &Global, args: ManifestArgs) -> CmdResult {
+    let config = super::load_config(global)?;
+    match args.command {
+        ManifestCommand::Schema(_) => {
+            let schema = manifest::schema(&config.limits);
+            let text =
+                serde_json::to_string_pretty(&schema).map_err(|e| Failure::Runner(e.into()))?;
+            write_out(&text)
+        }
+        ManifestCommand::Sign(s) => sign(&config, s),
+    }
+}
+
+fn sign(config: &edge_runner::config::Config, s: SignArgs) -> CmdResult {
     let key = SigningKey::load(&s.key, s.kid.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
-    let payload = super::read_task(&s.manifest, 1024 * 1024)?;
-    // Refuse to sign something the runner would refuse to parse.
-    edge_runner::json::parse_strict(&payload, 32).map_err(|e| {
+    let raw = super::read_task(&s.manifest, 1024 * 1024)?;
+    let now = chrono::Utc::now();
+    let payload = if s.fill {
+        fill(&raw, now, s.ttl).map_err(|e| {
+            Failure::Usage(anyhow::anyhow!(
+                "failed to fill manifest {}: {e}",
+                s.manifest.display()
+            ))
+        })?
+    } else {
+        raw.trim_ascii().to_vec()
+    };
+    // Refuse to sign what the runner would refuse.
+    manifest::validate_unsigned(&payload, &ClaimPolicy::from_config(config), now).map_err(|e| {
+        let r = e.to_refusal();
         Failure::Usage(anyhow::anyhow!(
-            "manifest {} is not strict JSON: {e}",
-            s.manifest.display()
+            "refusing to sign manifest {}: a runner would refuse it as {}: {}",
+            s.manifest.display(),
+            r.reason.code(),
+            r.message
         ))
     })?;
-    let compact = key.sign_compact(payload.trim_ascii());
+    write_out(&key.sign_compact(&payload))
+}
+
+/// Sets nonce, issued_at and expires_at on the manifest object.
+fn fill(raw: &[u8], now: chrono::DateTime<chrono::Utc>, ttl: u64) -> Result<Vec<u8>, String> {
+    let doc =
+        edge_runner::json::parse_strict(raw, manifest::MAX_DEPTH).map_err(|e| e.to_string())?;
+    let Value::Object(mut map) = doc else {
+        return Err("the manifest is not a JSON object".into());
+    };
+    let mut nonce = [0u8; 32];
+    getrandom::fill(&mut nonce).map_err(|e| format!("failed to gather randomness: {e}"))?;
+    let ttl = chrono::TimeDelta::try_seconds(i64::try_from(ttl).map_err(|e| e.to_string())?)
+        .ok_or("--ttl is too large")?;
+    let stamp =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    map.insert(
+        "nonce".into(),
+        Value::String(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce)),
+    );
+    map.insert("issued_at".into(), Value::String(stamp(now)));
+    let expires = now.checked_add_signed(ttl).ok_or("--ttl is too large")?;
+    map.insert("expires_at".into(), Value::String(stamp(expires)));
+    serde_json::to_vec(&Value::Object(map)).map_err(|e| e.to_string())
+}
+
+fn write_out(text: &str) -> CmdResult {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{compact}")
-        .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the task")))?;
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write to stdout")))?;
     Ok(Exit::Ok)
 }

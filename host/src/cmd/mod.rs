@@ -3,6 +3,7 @@
 //! only wires them up and reports failures.
 
 mod apparmor;
+mod armory;
 mod keys;
 mod manifest;
 mod plugins;
@@ -83,6 +84,7 @@ pub enum Command {
     Manifest(manifest::ManifestArgs),
     Sandbox(sandbox::SandboxArgs),
     Apparmor(apparmor::AppArmorArgs),
+    Armory(armory::ArmoryArgs),
 }
 
 /// Why a command did not succeed.
@@ -129,7 +131,8 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Plugins(args) => plugins::run(&cli.global, args),
         Command::Keys(args) => keys::run(args),
-        Command::Manifest(args) => manifest::run(args),
+        Command::Manifest(args) => manifest::run(&cli.global, args),
+        Command::Armory(args) => armory::run(&cli.global, args),
         Command::Sandbox(args) => sandbox::run(&cli.global, args),
         Command::Apparmor(args) => apparmor::run(args),
     }

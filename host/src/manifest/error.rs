@@ -1,0 +1,139 @@
+//! Why a manifest was refused: one variant per kind of refusal, each naming the field, and
+//! the mapping to stable reason codes. This module only describes refusals; it must not
+//! decide them.
+
+use crate::digest::DigestError;
+use crate::json::JsonError;
+use crate::reason::{Reason, Refusal};
+
+/// A refused manifest. Every variant names the field it is about, with nested fields
+/// written as `task_context.tenant_id`, `env.LD_PRELOAD` or `args[3]`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ManifestError {
+    #[error("failed to parse the manifest as strict JSON")]
+    Json {
+        #[source]
+        source: JsonError,
+    },
+    #[error("failed to decode the manifest: the payload is not a JSON object")]
+    NotObject,
+    #[error("failed to decode the manifest: required field \"{field}\" is missing")]
+    Missing { field: &'static str },
+    #[error("failed to decode the manifest: field \"{field}\" must be {expected}")]
+    Type {
+        field: String,
+        expected: &'static str,
+    },
+    #[error(
+        "failed to decode the manifest: unknown field \"{field}\" (manifest version 1 does \
+         not define it; see `edge-runner manifest schema`)"
+    )]
+    Unknown { field: String },
+    #[error("failed to decode the manifest: field \"{field}\" {problem}")]
+    Invalid { field: String, problem: String },
+    #[error(
+        "failed to decode the manifest: manifest_version \"{found}\" is not supported; this \
+         runner reads version \"1\""
+    )]
+    Version { found: String },
+    #[error(
+        "failed to decode the manifest: field \"env.{name}\" sets a refused environment \
+         variable ({why}); remove it from the manifest"
+    )]
+    EnvForbidden { name: String, why: &'static str },
+    #[error("failed to decode the manifest: field \"tool_sha256\" is not a valid digest")]
+    Digest {
+        #[source]
+        source: DigestError,
+    },
+    #[error(
+        "field \"limits.{name}\" asks for {requested}, above this runner's maximum of {max} \
+         (limits.max_{name} in its configuration); ask for less"
+    )]
+    LimitExceeded {
+        name: &'static str,
+        requested: u64,
+        max: u64,
+    },
+    #[error(
+        "the manifest expired at {expires_at} (now {now}, clock skew allowance {skew_secs} s); \
+         request a freshly signed task"
+    )]
+    Expired {
+        expires_at: String,
+        now: String,
+        skew_secs: u64,
+    },
+    #[error(
+        "the manifest is not valid before {issued_at} (now {now}, clock skew allowance \
+         {skew_secs} s); check the clocks of the signer and of this host"
+    )]
+    NotYetValid {
+        issued_at: String,
+        now: String,
+        skew_secs: u64,
+    },
+    #[error(
+        "the manifest is valid for {lifetime_secs} s (issued_at to expires_at); this runner \
+         accepts at most {max_secs} s (claims.max_manifest_age_secs); sign a shorter-lived task"
+    )]
+    LifetimeTooLong { lifetime_secs: i64, max_secs: u64 },
+}
+
+impl ManifestError {
+    /// The stable reason code for this refusal.
+    pub fn reason(&self) -> Reason {
+        match self {
+            ManifestError::Json { .. }
+            | ManifestError::NotObject
+            | ManifestError::Missing { .. }
+            | ManifestError::Type { .. }
+            | ManifestError::Unknown { .. }
+            | ManifestError::Invalid { .. }
+            | ManifestError::Version { .. }
+            | ManifestError::EnvForbidden { .. } => Reason::ManifestInvalid,
+            ManifestError::Digest { .. } => Reason::DigestInvalid,
+            ManifestError::LimitExceeded { .. } => Reason::LimitsExceeded,
+            ManifestError::Expired { .. } => Reason::ManifestExpired,
+            ManifestError::NotYetValid { .. } => Reason::ManifestNotYetValid,
+            ManifestError::LifetimeTooLong { .. } => Reason::ManifestLifetimeTooLong,
+        }
+    }
+
+    /// The field the refusal is about, when there is one (`limits.timeout_ms`, `nonce`).
+    pub fn field(&self) -> Option<String> {
+        match self {
+            ManifestError::Missing { field } => Some((*field).to_owned()),
+            ManifestError::Type { field, .. }
+            | ManifestError::Unknown { field }
+            | ManifestError::Invalid { field, .. } => Some(field.clone()),
+            ManifestError::Version { .. } => Some("manifest_version".into()),
+            ManifestError::EnvForbidden { name, .. } => Some(format!("env.{name}")),
+            ManifestError::Digest { .. } => Some("tool_sha256".into()),
+            ManifestError::LimitExceeded { name, .. } => Some(format!("limits.{name}")),
+            ManifestError::Expired { .. } => Some("expires_at".into()),
+            ManifestError::NotYetValid { .. } => Some("issued_at".into()),
+            ManifestError::LifetimeTooLong { .. } => Some("expires_at".into()),
+            ManifestError::Json { .. } | ManifestError::NotObject => None,
+        }
+    }
+
+    /// The refusal carried by events and the CLI: the reason code and the whole message
+    /// chain on one line.
+    pub fn to_refusal(&self) -> Refusal {
+        let mut message = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            message.push_str(": ");
+            message.push_str(&c.to_string());
+            cause = c.source();
+        }
+        Refusal::new(self.reason(), message)
+    }
+}
+
+impl From<ManifestError> for Refusal {
+    fn from(e: ManifestError) -> Self {
+        e.to_refusal()
+    }
+}

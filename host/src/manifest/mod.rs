@@ -1,0 +1,381 @@
+//! The execution manifest (version 1), the payload of a signed task: decoding, field
+//! rules and claim checks (version, expiry, age, limits), ending in a [`CheckedManifest`].
+//!
+//! A `CheckedManifest` is built only from a [`VerifiedJws`], so no unverified payload can
+//! reach a later stage. Decoding is strict: duplicate members and unknown fields are
+//! refused, and every refusal names its field. This module does no I/O and no
+//! cryptography; the time is an argument.
+
+pub mod env;
+mod error;
+pub mod fields;
+mod schema;
+
+pub use error::ManifestError;
+pub use schema::schema;
+
+use crate::config::{
+    ClaimsConfig, Config, LimitsConfig, MAX_CLOCK_SKEW_SECS, MAX_MANIFEST_AGE_SECS,
+};
+use crate::digest::Digest;
+use crate::json;
+use crate::verify::VerifiedJws;
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
+use serde_json::{Map, Value};
+
+/// The only manifest version this runner reads.
+pub const VERSION: &str = "1";
+/// Nesting cap for the manifest document (the top object is level 1; `parameters` gets
+/// the rest).
+pub const MAX_DEPTH: usize = 16;
+
+const TOP_FIELDS: &[&str] = &[
+    "manifest_version",
+    "task_context",
+    "target_urn",
+    "tool_sha256",
+    "args",
+    "env",
+    "parameters",
+    "nonce",
+    "issued_at",
+    "expires_at",
+    "limits",
+];
+const CONTEXT_FIELDS: &[&str] = &["task_id", "tenant_id", "operator_id", "source", "action"];
+const LIMIT_FIELDS: &[&str] = &["timeout_ms", "memory_bytes", "output_bytes"];
+
+/// What the operator's configuration says about claims and limits.
+#[derive(Debug, Clone)]
+pub struct ClaimPolicy {
+    pub claims: ClaimsConfig,
+    pub limits: LimitsConfig,
+}
+
+impl ClaimPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            claims: config.claims.clone(),
+            limits: config.limits.clone(),
+        }
+    }
+}
+
+/// Who asked for the task and why (`task_context`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskContext {
+    pub task_id: String,
+    pub tenant_id: String,
+    pub operator_id: Option<String>,
+    pub source: Option<String>,
+    pub action: Option<String>,
+}
+
+/// The resource limits in force for the task: the manifest's, or the configured
+/// defaults, never above the configured maxima.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeout_ms: u64,
+    pub memory_bytes: u64,
+    pub output_bytes: u64,
+}
+
+/// A manifest whose signature verified and whose fields and claims passed every check at
+/// the time given to [`decode`].
+#[derive(Debug, Clone)]
+pub struct CheckedManifest {
+    kid: String,
+    alg: String,
+    task: TaskContext,
+    target_urn: Option<String>,
+    tool: Digest,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    parameters: Option<Value>,
+    nonce: String,
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    limits: Limits,
+}
+
+impl CheckedManifest {
+    /// The id of the key that signed the task.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+    /// The algorithm it was signed with (the key's).
+    pub fn alg(&self) -> &str {
+        &self.alg
+    }
+    pub fn task(&self) -> &TaskContext {
+        &self.task
+    }
+    pub fn target_urn(&self) -> Option<&str> {
+        self.target_urn.as_deref()
+    }
+    /// The tool, by digest.
+    pub fn tool(&self) -> &Digest {
+        &self.tool
+    }
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+    /// Extra environment variables, none of them on the denylist.
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+    pub fn parameters(&self) -> Option<&Value> {
+        self.parameters.as_ref()
+    }
+    /// What the tool reads on stdin: `parameters` as JSON plus a newline, or nothing.
+    /// Re-serialized: numbers come out as 64-bit integers or IEEE doubles.
+    pub fn stdin(&self) -> Vec<u8> {
+        match &self.parameters {
+            Some(p) => {
+                let mut v = serde_json::to_vec(p).unwrap_or_default();
+                v.push(b'\n');
+                v
+            }
+            None => Vec::new(),
+        }
+    }
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+    pub fn issued_at(&self) -> DateTime<Utc> {
+        self.issued_at
+    }
+    pub fn expires_at(&self) -> DateTime<Utc> {
+        self.expires_at
+    }
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+/// Decodes and checks the verified payload of `jws` against `policy` at time `now`.
+pub fn decode(
+    jws: &VerifiedJws,
+    policy: &ClaimPolicy,
+    now: DateTime<Utc>,
+) -> Result<CheckedManifest, ManifestError> {
+    let body = check_payload(jws.payload(), policy, now)?;
+    Ok(CheckedManifest {
+        kid: jws.kid().to_owned(),
+        alg: jws.alg().to_owned(),
+        ..body
+    })
+}
+
+/// Runs every check [`decode`] runs on a manifest that is not signed yet, so a signer can
+/// refuse to sign what a runner with `policy` would refuse at `now`. Returns nothing a
+/// later stage could use.
+pub fn validate_unsigned(
+    payload: &[u8],
+    policy: &ClaimPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), ManifestError> {
+    check_payload(payload, policy, now).map(|_| ())
+}
+
+/// The checks. Order: shape and fields (manifest_invalid / digest_invalid), then limits,
+/// then time claims, so a malformed manifest is reported as such even when it is also
+/// expired.
+fn check_payload(
+    payload: &[u8],
+    policy: &ClaimPolicy,
+    now: DateTime<Utc>,
+) -> Result<CheckedManifest, ManifestError> {
+    let doc =
+        json::parse_strict(payload, MAX_DEPTH).map_err(|source| ManifestError::Json { source })?;
+    let Value::Object(top) = &doc else {
+        return Err(ManifestError::NotObject);
+    };
+    fields::refuse_unknown(top, TOP_FIELDS, "")?;
+
+    let version = fields::as_str(
+        fields::require(top, "manifest_version", "manifest_version")?,
+        "manifest_version",
+    )?;
+    if version != VERSION {
+        return Err(ManifestError::Version {
+            found: crate::jws::printable(version),
+        });
+    }
+
+    let ctx = fields::as_object(
+        fields::require(top, "task_context", "task_context")?,
+        "task_context",
+    )?;
+    let task = task_context(ctx)?;
+    let target_urn = top
+        .get("target_urn")
+        .map(|v| fields::urn(v, "target_urn"))
+        .transpose()?;
+    let tool_text = fields::as_str(
+        fields::require(top, "tool_sha256", "tool_sha256")?,
+        "tool_sha256",
+    )?;
+    let tool = Digest::parse(tool_text).map_err(|source| ManifestError::Digest { source })?;
+    let args = top
+        .get("args")
+        .map(fields::args)
+        .transpose()?
+        .unwrap_or_default();
+    let env = top
+        .get("env")
+        .map(env::env)
+        .transpose()?
+        .unwrap_or_default();
+    let parameters = top.get("parameters").map(parameters).transpose()?;
+    let nonce = fields::nonce(fields::require(top, "nonce", "nonce")?)?;
+    let issued_at =
+        fields::timestamp(fields::require(top, "issued_at", "issued_at")?, "issued_at")?;
+    let expires_at = fields::timestamp(
+        fields::require(top, "expires_at", "expires_at")?,
+        "expires_at",
+    )?;
+    if expires_at <= issued_at {
+        return Err(ManifestError::Invalid {
+            field: "expires_at".into(),
+            problem: "must be later than issued_at".into(),
+        });
+    }
+    let limits = limits(top.get("limits"), &policy.limits)?;
+    check_times(issued_at, expires_at, &policy.claims, now)?;
+
+    Ok(CheckedManifest {
+        kid: String::new(),
+        alg: String::new(),
+        task,
+        target_urn,
+        tool,
+        args,
+        env,
+        parameters,
+        nonce,
+        issued_at,
+        expires_at,
+        limits,
+    })
+}
+
+fn task_context(ctx: &Map<String, Value>) -> Result<TaskContext, ManifestError> {
+    fields::refuse_unknown(ctx, CONTEXT_FIELDS, "task_context.")?;
+    let optional = |name: &str, field: &str| {
+        ctx.get(name)
+            .map(|v| fields::identifier(v, field))
+            .transpose()
+    };
+    Ok(TaskContext {
+        task_id: fields::identifier(
+            fields::require(ctx, "task_context.task_id", "task_id")?,
+            "task_context.task_id",
+        )?,
+        tenant_id: fields::identifier(
+            fields::require(ctx, "task_context.tenant_id", "tenant_id")?,
+            "task_context.tenant_id",
+        )?,
+        operator_id: optional("operator_id", "task_context.operator_id")?,
+        source: optional("source", "task_context.source")?,
+        action: optional("action", "task_context.action")?,
+    })
+}
+
+fn parameters(v: &Value) -> Result<Value, ManifestError> {
+    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+    if size > fields::MAX_PARAMETERS_BYTES {
+        return Err(ManifestError::Invalid {
+            field: "parameters".into(),
+            problem: format!(
+                "is {size} bytes as JSON; at most {} are accepted",
+                fields::MAX_PARAMETERS_BYTES
+            ),
+        });
+    }
+    Ok(v.clone())
+}
+
+fn limits(v: Option<&Value>, policy: &LimitsConfig) -> Result<Limits, ManifestError> {
+    let mut out = Limits {
+        timeout_ms: policy.default_timeout_ms,
+        memory_bytes: policy.default_memory_bytes,
+        output_bytes: policy.default_output_bytes,
+    };
+    let Some(v) = v else {
+        return Ok(out);
+    };
+    let map = fields::as_object(v, "limits")?;
+    fields::refuse_unknown(map, LIMIT_FIELDS, "limits.")?;
+    let slots: [(&'static str, &mut u64, u64); 3] = [
+        ("timeout_ms", &mut out.timeout_ms, policy.max_timeout_ms),
+        (
+            "memory_bytes",
+            &mut out.memory_bytes,
+            policy.max_memory_bytes,
+        ),
+        (
+            "output_bytes",
+            &mut out.output_bytes,
+            policy.max_output_bytes,
+        ),
+    ];
+    for (name, slot, max) in slots {
+        let Some(v) = map.get(name) else { continue };
+        let requested = fields::positive(v, &format!("limits.{name}"))?;
+        if requested > max {
+            return Err(ManifestError::LimitExceeded {
+                name,
+                requested,
+                max,
+            });
+        }
+        *slot = requested;
+    }
+    Ok(out)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Expired when `now >= expires_at + skew` (RFC 7519 section 4.1.4 "on or after"); not yet
+/// valid when `issued_at > now + skew`; too long-lived when `expires_at - issued_at`
+/// exceeds the configured maximum.
+fn check_times(
+    issued_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    claims: &ClaimsConfig,
+    now: DateTime<Utc>,
+) -> Result<(), ManifestError> {
+    // Clamped to the configuration's ceilings, so no arithmetic below can overflow (RFC 3339
+    // years end at 9999; chrono's range is far wider).
+    let secs = |s: u64, ceiling: u64| TimeDelta::seconds(s.min(ceiling) as i64);
+    let skew = secs(claims.clock_skew_secs, MAX_CLOCK_SKEW_SECS);
+    let max = secs(claims.max_manifest_age_secs, MAX_MANIFEST_AGE_SECS);
+    let lifetime = expires_at - issued_at;
+    if lifetime > max {
+        return Err(ManifestError::LifetimeTooLong {
+            lifetime_secs: lifetime.num_seconds(),
+            max_secs: claims.max_manifest_age_secs,
+        });
+    }
+    if issued_at > now + skew {
+        return Err(ManifestError::NotYetValid {
+            issued_at: rfc3339(issued_at),
+            now: rfc3339(now),
+            skew_secs: claims.clock_skew_secs,
+        });
+    }
+    if now >= expires_at + skew {
+        return Err(ManifestError::Expired {
+            expires_at: rfc3339(expires_at),
+            now: rfc3339(now),
+            skew_secs: claims.clock_skew_secs,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
