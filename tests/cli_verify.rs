@@ -42,12 +42,25 @@ impl Env {
         self.cmd(args).output().unwrap()
     }
 
-    /// Generates keys for `alg` and signs `payload` into task.jws.
-    fn signed(&self, alg: &str, payload: &str) -> PathBuf {
+    /// Generates keys for `alg` and signs a valid manifest for task `task_id` into
+    /// task.jws (nonce and times filled in by `manifest sign --fill`).
+    fn signed(&self, alg: &str, task_id: &str) -> PathBuf {
         let o = self.run(&["keys", "generate", "--alg", alg, "--kid", "k1"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        std::fs::write(self.path("m.json"), payload).unwrap();
-        let o = self.run(&["manifest", "sign", "--key", "signing-key.jwk", "m.json"]);
+        let manifest = serde_json::json!({
+            "manifest_version": "1",
+            "task_context": {"task_id": task_id, "tenant_id": "acme"},
+            "tool_sha256": format!("sha256:{}", "ab".repeat(32)),
+        });
+        std::fs::write(self.path("m.json"), manifest.to_string()).unwrap();
+        let o = self.run(&[
+            "manifest",
+            "sign",
+            "--fill",
+            "--key",
+            "signing-key.jwk",
+            "m.json",
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let task = self.path("task.jws");
         std::fs::write(&task, &o.stdout).unwrap();
@@ -63,20 +76,18 @@ fn stderr(o: &Output) -> String {
 fn verify_prints_the_payload_and_exits_zero() {
     for alg in ["ES256", "HS256"] {
         let env = Env::new();
-        let task = env.signed(alg, r#"{"hello":"world"}"#);
+        let task = env.signed(alg, "hello-world");
         let o = env.run(&["verify", "--keys", "keys.json", task.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout).trim(),
-            r#"{"hello":"world"}"#
-        );
+        let payload: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(payload["task_context"]["task_id"], "hello-world");
     }
 }
 
 #[test]
 fn verify_reads_stdin() {
     let env = Env::new();
-    let task = env.signed("ES256", r#"{"a":1}"#);
+    let task = env.signed("ES256", "t-stdin");
     let mut child = env
         .cmd(&["verify", "--keys", "keys.json", "-"])
         .stdin(Stdio::piped())
@@ -93,7 +104,7 @@ fn verify_reads_stdin() {
 #[test]
 fn a_tampered_task_exits_3_with_a_reason_and_no_secret() {
     let env = Env::new();
-    let task = env.signed("HS256", r#"{"x":1}"#);
+    let task = env.signed("HS256", "t-tamper");
     let text = std::fs::read_to_string(&task).unwrap();
     // Change the payload (re-encoded so that parsing succeeds).
     let parts: Vec<&str> = text.trim().split('.').collect();
@@ -115,7 +126,7 @@ fn a_tampered_task_exits_3_with_a_reason_and_no_secret() {
 #[test]
 fn malformed_input_exits_3_with_parse_reason() {
     let env = Env::new();
-    env.signed("ES256", "{}");
+    env.signed("ES256", "t-1");
     std::fs::write(env.path("bad.jws"), "not.a.jws.at.all").unwrap();
     let o = env.run(&["verify", "--keys", "keys.json", "bad.jws"]);
     assert_eq!(o.status.code(), Some(3));
@@ -129,7 +140,7 @@ fn malformed_input_exits_3_with_parse_reason() {
 #[test]
 fn configuration_errors_exit_2() {
     let env = Env::new();
-    let task = env.signed("ES256", "{}");
+    let task = env.signed("ES256", "t-1");
     // Missing key set.
     let o = env.run(&["verify", "--keys", "missing.json", task.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -165,7 +176,7 @@ fn configuration_errors_exit_2() {
 #[test]
 fn a_pinned_plugin_file_replaces_the_default_and_a_bad_pin_refuses() {
     let env = Env::new();
-    let task = env.signed("HS256", "{}");
+    let task = env.signed("HS256", "t-1");
     let plugin = crate::support::fixture("misbehaving");
     let digest = edge_runner::plugins::sha256_id(&std::fs::read(&plugin).unwrap());
     let state = env.path("state");
@@ -241,7 +252,7 @@ fn compiled_entries(state: &Path) -> usize {
 #[test]
 fn a_second_process_uses_the_compile_cache() {
     let env = Env::new();
-    let task = env.signed("ES256", "{}");
+    let task = env.signed("ES256", "t-1");
     let args = [
         "-v",
         "verify",

@@ -22,7 +22,7 @@ pub mod keys;
 pub mod manifest;
 pub mod plugins;
 pub mod reason;
-pub mod sandbox;
 pub mod replay;
+pub mod sandbox;
 pub mod sign;
 pub mod verify;
