@@ -11,14 +11,22 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every plugin crate, with the component file it produces. The first group is shipped
-/// (embedded in the host); the second are test fixtures (paths exported for tests only).
+/// (embedded in the host); the second is shipped as files only (an operator swaps one in
+/// with a pinned config entry; the path is exported as `EDGE_RUNNER_PLUGIN_<NAME>` for
+/// tests and benches); the third are test fixtures (paths exported for tests only).
 const SHIPPED: &[(&str, &str)] = &[
     ("edge-runner-plugin-hs256", "edge_runner_plugin_hs256"),
     ("edge-runner-plugin-es256", "edge_runner_plugin_es256"),
+    ("edge-runner-plugin-cloudevents-mapper", "edge_runner_plugin_cloudevents_mapper"),
 ];
+const FILE_ONLY: &[(&str, &str)] = &[(
+    "edge-runner-plugin-digest-mapper",
+    "edge_runner_plugin_digest_mapper",
+)];
 const FIXTURES: &[(&str, &str)] = &[
     ("edge-runner-test-misbehaving", "edge_runner_test_misbehaving"),
     ("edge-runner-test-ungranted", "edge_runner_test_ungranted"),
+    ("edge-runner-test-mapper-faults", "edge_runner_test_mapper_faults"),
 ];
 
 fn main() {
@@ -54,7 +62,7 @@ fn run() -> Result<(), String> {
         .args(["build", "--profile", "plugin", "--target", "wasm32-wasip2", "--locked"])
         .arg("--target-dir")
         .arg(&target_dir);
-    for (package, _) in SHIPPED.iter().chain(FIXTURES) {
+    for (package, _) in SHIPPED.iter().chain(FILE_ONLY).chain(FIXTURES) {
         cmd.args(["-p", package]);
     }
     // Do not leak the outer build's flags or wrappers (clippy, sccache, coverage) into
@@ -102,6 +110,14 @@ fn run() -> Result<(), String> {
     std::fs::write(out_dir.join("embedded_plugins.rs"), generated)
         .map_err(|e| format!("failed to write embedded_plugins.rs: {e}"))?;
 
+    for (_, stem) in FILE_ONLY {
+        let path = out.join(format!("{stem}.wasm"));
+        let var = format!(
+            "EDGE_RUNNER_PLUGIN_{}",
+            stem.trim_start_matches("edge_runner_plugin_").to_uppercase()
+        );
+        println!("cargo:rustc-env={var}={}", path.display());
+    }
     for (_, stem) in FIXTURES {
         let path = out.join(format!("{stem}.wasm"));
         let var = format!(
