@@ -41,6 +41,9 @@ pub struct Config {
     pub plugins: PluginsConfig,
     #[serde(default)]
     pub input: InputConfig,
+    /// `[events]`: CloudEvents source, size cap, sinks, spool.
+    #[serde(default)]
+    pub events: crate::events::EventsConfig,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             state_dir: default_state_dir(),
             plugins: PluginsConfig::default(),
             input: InputConfig::default(),
+            events: crate::events::EventsConfig::default(),
         }
     }
 }
@@ -70,6 +74,9 @@ pub struct PluginsConfig {
     /// `[plugins.verifiers.<ALG>]`: a plugin file replacing the default for `ALG`.
     #[serde(default)]
     pub verifiers: BTreeMap<String, PluginFileConfig>,
+    /// `[plugins.mapper]`: an event-mapper plugin file replacing the embedded default.
+    #[serde(default)]
+    pub mapper: Option<PluginFileConfig>,
 }
 
 impl Default for PluginsConfig {
@@ -79,6 +86,7 @@ impl Default for PluginsConfig {
             memory_bytes: default_plugin_memory(),
             cache: true,
             verifiers: BTreeMap::new(),
+            mapper: None,
         }
     }
 }
@@ -110,7 +118,7 @@ pub struct PluginFileConfig {
 }
 
 impl PluginFileConfig {
-    fn pinned(&self) -> PinnedFile {
+    pub fn pinned(&self) -> PinnedFile {
         PinnedFile {
             path: self.path.clone(),
             sha256: self.sha256.clone(),
@@ -208,6 +216,16 @@ impl Config {
                 )));
             }
         }
+        if let Some(m) = &self.plugins.mapper {
+            if !is_sha256_id(&m.sha256) {
+                return Err(invalid(format!(
+                    "plugins.mapper.sha256 must be \"sha256:\" followed by 64 lowercase hex \
+                     digits (compute it with: sha256sum {})",
+                    m.path.display()
+                )));
+            }
+        }
+        self.events.check().map_err(invalid)?;
         if self.plugins.fuel == 0 || self.plugins.memory_bytes < 64 * 1024 {
             return Err(invalid(
                 "plugins.fuel must be positive and plugins.memory_bytes at least 65536".into(),

@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod events;
 pub mod fsperm;
 pub mod json;
 pub mod jws;
