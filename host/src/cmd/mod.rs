@@ -2,6 +2,7 @@
 //! table. Each subcommand lives in its own file and calls into the library; this module
 //! only wires them up and reports failures.
 
+mod events;
 mod keys;
 mod manifest;
 mod plugins;
@@ -76,6 +77,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Verify(verify::VerifyArgs),
+    Events(events::EventsArgs),
     Plugins(plugins::PluginsArgs),
     Keys(keys::KeysArgs),
     Manifest(manifest::ManifestArgs),
@@ -118,6 +120,7 @@ pub type CmdResult = Result<Exit, Failure>;
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Verify(args) => verify::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
         Command::Plugins(args) => plugins::run(&cli.global, args),
         Command::Keys(args) => keys::run(args),
         Command::Manifest(args) => manifest::run(args),

@@ -4,10 +4,10 @@ use super::{CmdResult, Exit, Failure, Global};
 use clap::Args;
 use std::io::Write as _;
 
-/// List the verifier plugins this configuration loads.
+/// List the plugins this configuration loads: the verifiers and the event mapper.
 ///
-/// Shows, per algorithm, the plugin that verifies it, where it came from (builtin or a
-/// pinned file) and its sha256.
+/// Shows, per algorithm, the plugin that verifies it, and the event mapper, with where
+/// each came from (builtin or a pinned file) and its sha256.
 ///
 /// Example: edge-runner plugins --json
 #[derive(Debug, Args)]
@@ -20,6 +20,11 @@ pub struct PluginsArgs {
 pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
     let config = super::load_config(global)?;
     let verifiers = super::load_verifiers(&config)?;
+    let pinned = config.plugins.mapper.as_ref().map(|m| m.pinned());
+    let mapper = verifiers
+        .host()
+        .load_mapper(pinned.as_ref())
+        .map_err(|e| Failure::Usage(e.into()))?;
     let mut rows = Vec::new();
     for (alg, p) in verifiers.iter() {
         rows.push(serde_json::json!({
@@ -31,18 +36,29 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
             "sha256": p.sha256,
         }));
     }
+    rows.push(serde_json::json!({
+        "kind": "mapper",
+        "event_types": mapper.event_types,
+        "plugin": mapper.name,
+        "version": mapper.version,
+        "origin": mapper.origin.to_string(),
+        "sha256": mapper.sha256,
+    }));
     let mut out = std::io::stdout().lock();
     let written = if args.json {
         serde_json::to_writer_pretty(&mut out, &rows)
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        let mut r = writeln!(out, "{:<10} {:<9} {:<12} {:<10} {}", "KIND", "ALG", "PLUGIN", "ORIGIN", "SHA256");
+        let mut r = writeln!(out, "{:<10} {:<9} {:<20} {:<10} {}", "KIND", "ALG", "PLUGIN", "ORIGIN", "SHA256");
         for (alg, p) in verifiers.iter() {
             r = r.and_then(|()| {
-                writeln!(out, "{:<10} {:<9} {:<12} {:<10} {}", "verifier", alg, p.name, p.origin.to_string(), p.sha256)
+                writeln!(out, "{:<10} {:<9} {:<20} {:<10} {}", "verifier", alg, p.name, p.origin.to_string(), p.sha256)
             });
         }
+        r = r.and_then(|()| {
+            writeln!(out, "{:<10} {:<9} {:<20} {:<10} {}", "mapper", "-", mapper.name, mapper.origin.to_string(), mapper.sha256)
+        });
         r
     };
     written.map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the list")))?;

@@ -85,9 +85,16 @@ impl EmitReport {
 #[derive(Debug)]
 pub struct EventPipeline {
     mapper: Mapper,
-    sinks: Vec<Sink>,
+    sinks: EventSinks,
     source: String,
     max_event_bytes: usize,
+}
+
+/// The configured sinks alone: enough to flush, inspect or requeue the spools without
+/// loading a mapper (a broken mapper pin must not strand spooled events).
+#[derive(Debug)]
+pub struct EventSinks {
+    sinks: Vec<Sink>,
 }
 
 /// Where an HTTP sink keeps its spool and dead letters.
@@ -114,8 +121,7 @@ impl EventPipeline {
         plugin: MapperPlugin,
     ) -> Result<Self, EventsError> {
         let ev = &config.events;
-        let jws_room = config.input.max_jws_bytes + 8 * 1024;
-        if jws_room > ev.max_event_bytes {
+        if config.input.max_jws_bytes + 8 * 1024 > ev.max_event_bytes {
             tracing::debug!(
                 max_jws_bytes = config.input.max_jws_bytes,
                 max_event_bytes = ev.max_event_bytes,
@@ -123,36 +129,9 @@ impl EventPipeline {
                  (the manifest JWS is never cut); such events are emitted over the cap and logged"
             );
         }
-        let mut sinks = Vec::new();
-        for s in ev.sinks() {
-            sinks.push(match s {
-                SinkConfig::Stdout => Sink::Stdout(StdoutSink),
-                SinkConfig::File {
-                    path,
-                    max_bytes,
-                    keep,
-                } => Sink::File(FileSink::new(&path, max_bytes, keep)),
-                SinkConfig::Http {
-                    url,
-                    name,
-                    timeout_ms,
-                    ..
-                } => {
-                    let (dir, dead) = spool_dirs(&config.state_dir, &name);
-                    let spool =
-                        Spool::open(&dir, &dead, ev.spool.limits()).map_err(EventsError::Spool)?;
-                    Sink::Http(Box::new(HttpSink::new(
-                        &name,
-                        &url,
-                        Duration::from_millis(timeout_ms),
-                        spool,
-                    )))
-                }
-            });
-        }
         Ok(Self {
             mapper: Mapper::new(host, plugin, ev.max_event_bytes),
-            sinks,
+            sinks: EventSinks::open(config)?,
             source: ev.source(),
             max_event_bytes: ev.max_event_bytes,
         })
@@ -183,11 +162,7 @@ impl EventPipeline {
         let mapped = self.build(record);
         let event_id = cloudevents::AttributesReader::id(&mapped.event).to_owned();
         let event_type = cloudevents::AttributesReader::ty(&mapped.event).to_owned();
-        let deliveries: Vec<(String, Delivery)> = self
-            .sinks
-            .iter()
-            .map(|s| (s.name(), s.deliver(&mapped.json)))
-            .collect();
+        let deliveries = self.sinks.deliver(&mapped.json);
         for (sink, d) in &deliveries {
             if let Delivery::Spooled { pending, reason } = d {
                 tracing::warn!(event_id = %event_id, sink = %sink, pending, reason = %reason, "event spooled for later delivery");
@@ -219,6 +194,63 @@ impl EventPipeline {
                 report: Box::new(report),
             })
         }
+    }
+
+    /// The sinks, for flushing and inspecting spools.
+    pub fn sinks(&self) -> &EventSinks {
+        &self.sinks
+    }
+
+    fn envelope(&self) -> Envelope {
+        // UUIDv7: unique, and sortable by creation time, which helps receivers and
+        // operators reading a spool.
+        let now = chrono::Utc::now();
+        Envelope {
+            id: uuid::Uuid::now_v7().to_string(),
+            time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            source: self.source.clone(),
+        }
+    }
+}
+
+impl EventSinks {
+    /// Opens the sinks of `[events]`, creating each HTTP sink's spool and dead-letter
+    /// directories (0700) under `<state_dir>/events/`.
+    pub fn open(config: &Config) -> Result<Self, EventsError> {
+        let ev = &config.events;
+        let mut sinks = Vec::new();
+        for s in ev.sinks() {
+            sinks.push(match s {
+                SinkConfig::Stdout => Sink::Stdout(StdoutSink),
+                SinkConfig::File {
+                    path,
+                    max_bytes,
+                    keep,
+                } => Sink::File(FileSink::new(&path, max_bytes, keep)),
+                SinkConfig::Http {
+                    url,
+                    name,
+                    timeout_ms,
+                    ..
+                } => {
+                    let (dir, dead) = spool_dirs(&config.state_dir, &name);
+                    let spool =
+                        Spool::open(&dir, &dead, ev.spool.limits()).map_err(EventsError::Spool)?;
+                    Sink::Http(Box::new(HttpSink::new(
+                        &name,
+                        &url,
+                        Duration::from_millis(timeout_ms),
+                        spool,
+                    )))
+                }
+            });
+        }
+        Ok(Self { sinks })
+    }
+
+    /// Hands serialized event `json` to every sink, in configuration order.
+    pub fn deliver(&self, json: &[u8]) -> Vec<(String, Delivery)> {
+        self.sinks.iter().map(|s| (s.name(), s.deliver(json))).collect()
     }
 
     /// Delivers every HTTP sink's spool, retrying with backoff for at most `wait`.
@@ -269,16 +301,6 @@ impl EventPipeline {
         })
     }
 
-    fn envelope(&self) -> Envelope {
-        // UUIDv7: unique, and sortable by creation time, which helps receivers and
-        // operators reading a spool.
-        let now = chrono::Utc::now();
-        Envelope {
-            id: uuid::Uuid::now_v7().to_string(),
-            time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            source: self.source.clone(),
-        }
-    }
 }
 
 /// The state of one HTTP sink's spool.
