@@ -149,14 +149,14 @@ impl Guest for MapperFaults {
                 ev.data = Some(EventData::Json(forged));
             }
             "oversize" => {
-                let mut w = JsonWriter::with_capacity(1 << 20);
+                let mut w = JsonWriter::with_capacity(256 * 1024);
                 w.begin_object();
                 w.member_opt_str("task_id", input.task.task_id.as_deref());
                 w.member_opt_str("tenant_id", input.task.tenant_id.as_deref());
                 w.member_opt_str("tool_sha256", input.task.tool_sha256.as_deref());
                 w.member_opt_str("manifest_jws", input.task.manifest_jws.as_deref());
                 // Independent of the output it was given: shrinking budgets cannot help.
-                w.member_str("padding", &"x".repeat(1 << 20));
+                w.member_str("padding", &"x".repeat(200_000));
                 w.end_object();
                 ev.data = Some(EventData::Json(w.finish()));
             }
