@@ -32,12 +32,14 @@ pub fn parse_strict(input: &[u8], max_depth: usize) -> Result<Value, JsonError> 
         max_depth,
         failure: &failure,
     };
-    let value = seed
-        .deserialize(&mut de)
-        .and_then(|v| de.end().map(|()| v));
+    let value = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     // Our own refusals travel through serde as opaque errors; the typed reason waits in
     // `failure`.
-    value.map_err(|e| failure.take().unwrap_or_else(|| JsonError::Syntax(e.to_string())))
+    value.map_err(|e| {
+        failure
+            .take()
+            .unwrap_or_else(|| JsonError::Syntax(e.to_string()))
+    })
 }
 
 #[derive(Clone, Copy)]
@@ -56,7 +58,10 @@ impl StrictSeed<'_> {
 
     fn nested<E: de::Error>(&self) -> Result<Self, E> {
         match self.depth_left.checked_sub(1) {
-            Some(depth_left) => Ok(StrictSeed { depth_left, ..*self }),
+            Some(depth_left) => Ok(StrictSeed {
+                depth_left,
+                ..*self
+            }),
             None => Err(self.fail(JsonError::TooDeep(self.max_depth))),
         }
     }

@@ -200,7 +200,9 @@ fn parse_key(entry: &Value) -> Result<Key, (String, String)> {
     };
     let kty = string("kty")?.ok_or_else(|| fail("no \"kty\"".into()))?;
     let alg = string("alg")?.ok_or_else(|| {
-        fail("no \"alg\"; every key must name its algorithm (the key decides, not the token)".into())
+        fail(
+            "no \"alg\"; every key must name its algorithm (the key decides, not the token)".into(),
+        )
     })?;
     if alg.eq_ignore_ascii_case("none") {
         return Err(fail("\"alg\" is \"none\"".into()));
@@ -208,7 +210,10 @@ fn parse_key(entry: &Value) -> Result<Key, (String, String)> {
     if let Some(u) = string("use")?
         && u != "sig"
     {
-        return Err(fail(format!("\"use\" is \"{}\"; verification keys need \"sig\"", printable(&u))));
+        return Err(fail(format!(
+            "\"use\" is \"{}\"; verification keys need \"sig\"",
+            printable(&u)
+        )));
     }
     if let Some(ops) = members.get("key_ops") {
         let allows_verify = ops
@@ -261,17 +266,35 @@ mod tests {
         for (doc, needle) in [
             (r#"{"keys":[{"kty":"oct","alg":"HS256","k":"AA"}]}"#, "kid"),
             (r#"{"keys":[{"kty":"oct","kid":"x","k":"AA"}]}"#, "alg"),
-            (r#"{"keys":[{"kty":"oct","kid":"x","alg":"none","k":"AA"}]}"#, "none"),
-            (r#"{"keys":[{"kty":"EC","kid":"x","alg":"ES256","d":"AA"}]}"#, "private"),
-            (r#"{"keys":[{"kty":"oct","kid":"x","alg":"HS256","use":"enc"}]}"#, "use"),
-            (r#"{"keys":[{"kty":"oct","kid":"x","alg":"HS256","key_ops":["sign"]}]}"#, "key_ops"),
+            (
+                r#"{"keys":[{"kty":"oct","kid":"x","alg":"none","k":"AA"}]}"#,
+                "none",
+            ),
+            (
+                r#"{"keys":[{"kty":"EC","kid":"x","alg":"ES256","d":"AA"}]}"#,
+                "private",
+            ),
+            (
+                r#"{"keys":[{"kty":"oct","kid":"x","alg":"HS256","use":"enc"}]}"#,
+                "use",
+            ),
+            (
+                r#"{"keys":[{"kty":"oct","kid":"x","alg":"HS256","key_ops":["sign"]}]}"#,
+                "key_ops",
+            ),
             (
                 r#"{"keys":[{"kty":"oct","kid":"x","alg":"HS256"},{"kty":"oct","kid":"x","alg":"HS256"}]}"#,
                 "same kid",
             ),
-            (r#"{"keys":[{"kty":"oct","kid":"../../etc/passwd x","alg":"HS256"}]}"#, "printable"),
+            (
+                r#"{"keys":[{"kty":"oct","kid":"../../etc/passwd x","alg":"HS256"}]}"#,
+                "printable",
+            ),
             (r#"{"keys":[]}"#, "empty"),
-            (r#"{"keys":[{"kty":"oct","kid":"x","kid":"y","alg":"HS256"}]}"#, "duplicate"),
+            (
+                r#"{"keys":[{"kty":"oct","kid":"x","kid":"y","alg":"HS256"}]}"#,
+                "duplicate",
+            ),
         ] {
             let err = parse(doc).unwrap_err().to_string();
             assert!(err.contains(needle), "{doc}: {err}");
@@ -281,8 +304,9 @@ mod tests {
 
     #[test]
     fn debug_never_prints_secrets() {
-        let ks = parse(r#"{"keys":[{"kty":"oct","kid":"a","alg":"HS256","k":"c2VjcmV0c2VjcmV0"}]}"#)
-            .unwrap();
+        let ks =
+            parse(r#"{"keys":[{"kty":"oct","kid":"a","alg":"HS256","k":"c2VjcmV0c2VjcmV0"}]}"#)
+                .unwrap();
         let shown = format!("{ks:?}");
         assert!(!shown.contains("c2VjcmV0c2VjcmV0"), "{shown}");
     }

@@ -233,7 +233,9 @@ impl SigningKey {
                 let d = decode("d")?;
                 Self::es256(kid, &d).ok_or_else(|| invalid("\"d\" is not a valid P-256 scalar"))
             }
-            _ => Err(invalid("only oct (HS256) and EC P-256 (ES256) private keys are supported")),
+            _ => Err(invalid(
+                "only oct (HS256) and EC P-256 (ES256) private keys are supported",
+            )),
         }
     }
 }

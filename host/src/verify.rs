@@ -157,9 +157,12 @@ impl SignatureVerifier {
             Err(VerifyFailure::MalformedSignature(m)) => {
                 Err(Refusal::new(Reason::SignatureMalformed, m))
             }
-            Err(VerifyFailure::KeyRefused(m)) | Err(VerifyFailure::Unsupported(m)) => Err(
-                Refusal::new(Reason::PluginFailed, format!("{} refused: {m}", plugin.name)),
-            ),
+            Err(VerifyFailure::KeyRefused(m)) | Err(VerifyFailure::Unsupported(m)) => {
+                Err(Refusal::new(
+                    Reason::PluginFailed,
+                    format!("{} refused: {m}", plugin.name),
+                ))
+            }
             Err(VerifyFailure::Fault(f)) => Err(Refusal::new(Reason::PluginFailed, f.to_string())),
         }
     }

@@ -65,7 +65,8 @@ pub fn run(args: KeysArgs) -> CmdResult {
         )));
     }
     let key = SigningKey::generate(g.alg, &g.kid).map_err(|e| Failure::Runner(e.into()))?;
-    let private = serde_json::to_vec_pretty(&key.private_jwk()).map_err(|e| Failure::Runner(e.into()))?;
+    let private =
+        serde_json::to_vec_pretty(&key.private_jwk()).map_err(|e| Failure::Runner(e.into()))?;
     let public = serde_json::to_vec_pretty(&serde_json::json!({ "keys": [key.public_jwk()] }))
         .map_err(|e| Failure::Runner(e.into()))?;
     for (path, bytes) in [(&g.private, &private), (&g.public, &public)] {

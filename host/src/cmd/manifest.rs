@@ -40,7 +40,10 @@ pub fn run(args: ManifestArgs) -> CmdResult {
     let payload = super::read_task(&s.manifest, 1024 * 1024)?;
     // Refuse to sign something the runner would refuse to parse.
     edge_runner::json::parse_strict(&payload, 32).map_err(|e| {
-        Failure::Usage(anyhow::anyhow!("manifest {} is not strict JSON: {e}", s.manifest.display()))
+        Failure::Usage(anyhow::anyhow!(
+            "manifest {} is not strict JSON: {e}",
+            s.manifest.display()
+        ))
     })?;
     let compact = key.sign_compact(payload.trim_ascii());
     let mut out = std::io::stdout().lock();

@@ -36,14 +36,20 @@ pub fn run(global: &Global, args: VerifyArgs) -> CmdResult {
     };
     let task = super::read_task(&args.task, limits.max_bytes)?;
 
-    edge_runner::fsperm::check_trusted(&keys_path, "key set").map_err(|e| Failure::Usage(e.into()))?;
+    edge_runner::fsperm::check_trusted(&keys_path, "key set")
+        .map_err(|e| Failure::Usage(e.into()))?;
     let keys = KeySet::load(&keys_path).map_err(|e| Failure::Usage(e.into()))?;
     let verifiers = super::load_verifiers(&config)?;
     let verifier = SignatureVerifier::new(keys, verifiers).map_err(|e| Failure::Usage(e.into()))?;
 
     let parsed = jws::parse(&task, &limits).map_err(Failure::Denied)?;
     let verified = verifier.verify(parsed).map_err(Failure::Denied)?;
-    tracing::info!(kid = verified.kid(), alg = verified.alg(), plugin = verified.plugin(), "signature verified");
+    tracing::info!(
+        kid = verified.kid(),
+        alg = verified.alg(),
+        plugin = verified.plugin(),
+        "signature verified"
+    );
 
     let mut out = std::io::stdout().lock();
     out.write_all(verified.payload())
@@ -53,6 +59,8 @@ pub fn run(global: &Global, args: VerifyArgs) -> CmdResult {
             }
             out.flush()
         })
-        .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the payload")))?;
+        .map_err(|e| {
+            Failure::Runner(anyhow::Error::new(e).context("failed to write the payload"))
+        })?;
     Ok(Exit::Ok)
 }

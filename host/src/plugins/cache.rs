@@ -52,7 +52,10 @@ impl CompileCache {
         let Some(dir) = &self.dir else {
             return compile(engine, bytes, label);
         };
-        let path = dir.join(format!("{sha256_hex}-{}.cwasm", super::engine::fingerprint(engine)));
+        let path = dir.join(format!(
+            "{sha256_hex}-{}.cwasm",
+            super::engine::fingerprint(engine)
+        ));
         if let Some(component) = self.read(engine, &path) {
             return Ok(component);
         }
@@ -92,9 +95,16 @@ impl CompileCache {
 
 fn compile(engine: &Engine, bytes: &[u8], label: &str) -> wasmtime::Result<Component> {
     let started = std::time::Instant::now();
-    tracing::info!(plugin = label, "compiling plugin (first run; cached afterwards)");
+    tracing::info!(
+        plugin = label,
+        "compiling plugin (first run; cached afterwards)"
+    );
     let c = Component::new(engine, bytes)?;
-    tracing::debug!(plugin = label, ms = started.elapsed().as_millis() as u64, "compiled plugin");
+    tracing::debug!(
+        plugin = label,
+        ms = started.elapsed().as_millis() as u64,
+        "compiled plugin"
+    );
     Ok(c)
 }
 

@@ -3,9 +3,9 @@
 //! survives the call.
 
 use super::engine::PluginLimits;
+use wasmtime::component::HasData;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store};
-use wasmtime::component::HasData;
 use wasmtime_wasi::cli::{WasiCli, WasiCliCtx, WasiCliCtxView, WasiCliView};
 
 /// Table elements a plugin instance may have.
@@ -67,7 +67,10 @@ impl ResourceLimiter for Limiter {
 }
 
 /// Makes a fresh store with fuel and limits set.
-pub(crate) fn new_store(engine: &Engine, limits: &PluginLimits) -> wasmtime::Result<Store<PluginState>> {
+pub(crate) fn new_store(
+    engine: &Engine,
+    limits: &PluginLimits,
+) -> wasmtime::Result<Store<PluginState>> {
     let state = PluginState {
         limiter: Limiter {
             memory_bytes: limits.memory_bytes,

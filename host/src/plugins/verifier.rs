@@ -72,9 +72,9 @@ fn key_error_text(e: &wit::KeyError) -> String {
         wit::KeyError::UnsupportedAlgorithm(a) => {
             format!("the plugin does not implement {}", plugin_text(a))
         }
-        wit::KeyError::WrongKeyType(m) | wit::KeyError::Malformed(m) | wit::KeyError::WeakOrInvalid(m) => {
-            plugin_text(m)
-        }
+        wit::KeyError::WrongKeyType(m)
+        | wit::KeyError::Malformed(m)
+        | wit::KeyError::WeakOrInvalid(m) => plugin_text(m),
     }
 }
 
@@ -95,18 +95,19 @@ impl PluginHost {
     /// surface, check the world, and ask it what it implements.
     fn load_verifier_bytes(&self, loaded: LoadedBytes<'_>) -> Result<VerifierPlugin, PluginError> {
         let component = self.component(&loaded)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|source| PluginError::Ungranted {
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|source| PluginError::Ungranted {
+                    label: loaded.label.clone(),
+                    source,
+                })?;
+        let pre =
+            VerifierPluginPre::new(instance_pre).map_err(|source| PluginError::WrongWorld {
                 label: loaded.label.clone(),
+                world: WORLD,
                 source,
             })?;
-        let pre = VerifierPluginPre::new(instance_pre).map_err(|source| PluginError::WrongWorld {
-            label: loaded.label.clone(),
-            world: WORLD,
-            source,
-        })?;
         let mut plugin = VerifierPlugin {
             name: loaded.label.clone(),
             version: String::new(),
@@ -140,7 +141,10 @@ impl PluginHost {
                 || !a.name.bytes().all(|b| b.is_ascii_graphic())
                 || a.name.eq_ignore_ascii_case("none")
             {
-                return Err(bad(format!("invalid algorithm name \"{}\"", plugin_text(&a.name))));
+                return Err(bad(format!(
+                    "invalid algorithm name \"{}\"",
+                    plugin_text(&a.name)
+                )));
             }
         }
         plugin.name = plugin_text(&info.name);
@@ -184,7 +188,8 @@ impl PluginHost {
     ) -> Result<(), VerifyFailure> {
         let jwk = to_jwk(members);
         match self.call(plugin, |b, s| {
-            b.edge_runner_plugin_verifier().call_validate_key(s, alg, &jwk)
+            b.edge_runner_plugin_verifier()
+                .call_validate_key(s, alg, &jwk)
         }) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(VerifyFailure::KeyRefused(key_error_text(&e))),

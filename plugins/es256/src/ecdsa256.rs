@@ -115,7 +115,10 @@ mod tests {
         y[31] ^= 1;
         let y: [u8; 32] = y.try_into().unwrap();
         let x: [u8; 32] = b64url_decode(X).unwrap().try_into().unwrap();
-        assert_eq!(Key::from_coordinates(&x, &y).err(), Some(KeyProblem::NotOnCurve));
+        assert_eq!(
+            Key::from_coordinates(&x, &y).err(),
+            Some(KeyProblem::NotOnCurve)
+        );
     }
 
     #[test]
@@ -146,8 +149,17 @@ mod tests {
 
     #[test]
     fn der_and_wrong_lengths_are_refused() {
-        assert_eq!(key().verify(b"m", &[0x30; 70]), Err(SigProblem::WrongLength(70)));
-        assert_eq!(key().verify(b"m", &[1; 63]), Err(SigProblem::WrongLength(63)));
-        assert_eq!(key().verify(b"m", &[1; 65]), Err(SigProblem::WrongLength(65)));
+        assert_eq!(
+            key().verify(b"m", &[0x30; 70]),
+            Err(SigProblem::WrongLength(70))
+        );
+        assert_eq!(
+            key().verify(b"m", &[1; 63]),
+            Err(SigProblem::WrongLength(63))
+        );
+        assert_eq!(
+            key().verify(b"m", &[1; 65]),
+            Err(SigProblem::WrongLength(65))
+        );
     }
 }

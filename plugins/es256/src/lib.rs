@@ -30,7 +30,9 @@ const ALG: &str = "ES256";
 struct Es256;
 
 fn members(key: &Jwk) -> impl Iterator<Item = (&str, &str)> + Clone {
-    key.members.iter().map(|m| (m.name.as_str(), m.value.as_str()))
+    key.members
+        .iter()
+        .map(|m| (m.name.as_str(), m.value.as_str()))
 }
 
 impl From<ecdsa256::KeyProblem> for KeyError {

@@ -30,7 +30,9 @@ const ALG: &str = "HS256";
 struct Hs256;
 
 fn members(key: &Jwk) -> impl Iterator<Item = (&str, &str)> + Clone {
-    key.members.iter().map(|m| (m.name.as_str(), m.value.as_str()))
+    key.members
+        .iter()
+        .map(|m| (m.name.as_str(), m.value.as_str()))
 }
 
 fn key_bytes(alg: &str, key: &Jwk) -> Result<hmac256::Key, KeyError> {
