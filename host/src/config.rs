@@ -216,14 +216,14 @@ impl Config {
                 )));
             }
         }
-        if let Some(m) = &self.plugins.mapper {
-            if !is_sha256_id(&m.sha256) {
-                return Err(invalid(format!(
-                    "plugins.mapper.sha256 must be \"sha256:\" followed by 64 lowercase hex \
-                     digits (compute it with: sha256sum {})",
-                    m.path.display()
-                )));
-            }
+        if let Some(m) = &self.plugins.mapper
+            && !is_sha256_id(&m.sha256)
+        {
+            return Err(invalid(format!(
+                "plugins.mapper.sha256 must be \"sha256:\" followed by 64 lowercase hex \
+                 digits (compute it with: sha256sum {})",
+                m.path.display()
+            )));
         }
         self.events.check().map_err(invalid)?;
         if self.plugins.fuel == 0 || self.plugins.memory_bytes < 64 * 1024 {
@@ -245,7 +245,10 @@ impl Config {
 /// `sha256:` followed by exactly 64 lowercase hex digits.
 pub fn is_sha256_id(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     })
 }
 

@@ -45,7 +45,11 @@ fn corpus(dir: &Path) -> Vec<(usize, Vec<u8>)> {
         }
     }
     let faults = tempfile::tempdir().unwrap();
-    out.extend(super::faults::fallback_events(faults.path()).into_iter().map(|j| (65536, j)));
+    out.extend(
+        super::faults::fallback_events(faults.path())
+            .into_iter()
+            .map(|j| (65536, j)),
+    );
     let path = env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER");
     let sha = edge_runner::plugins::sha256_id(&std::fs::read(path).unwrap());
     let digest_dir = tempfile::tempdir().unwrap();
@@ -57,7 +61,10 @@ fn corpus(dir: &Path) -> Vec<(usize, Vec<u8>)> {
         &host(),
     )
     .unwrap();
-    for r in [completed(b"a", &[0xff; 10]), denied(Reason::DigestUnknown, task())] {
+    for r in [
+        completed(b"a", &[0xff; 10]),
+        denied(Reason::DigestUnknown, task()),
+    ] {
         out.push((65536, digest.build(&r).json));
     }
     out
@@ -81,7 +88,10 @@ fn every_event_the_runner_can_emit_passes_the_schema_the_extra_rules_and_the_pyt
             .collect();
         let (ok, report) = python_check(&lines, cap);
         assert!(ok, "independent checker refused events:\n{report}");
-        assert!(report.contains(&format!("{} passed, 0 failed", lines.len())), "{report}");
+        assert!(
+            report.contains(&format!("{} passed, 0 failed", lines.len())),
+            "{report}"
+        );
     }
 }
 
@@ -100,7 +110,10 @@ fn the_independent_checker_can_fail() {
     for line in bad {
         let (ok, report) = python_check(&[line.as_bytes().to_vec()], 0);
         assert!(!ok, "accepted: {line}\n{report}");
-        assert!(validate::check_json(line.as_bytes(), None).is_err() || line.contains("edge-runner"), "{line}");
+        assert!(
+            validate::check_json(line.as_bytes(), None).is_err() || line.contains("edge-runner"),
+            "{line}"
+        );
     }
     let (ok, report) = python_check(&[vec![b'x'; 10]], 0);
     assert!(!ok, "{report}");

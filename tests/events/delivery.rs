@@ -18,7 +18,10 @@ fn file_sink_appends_valid_lines_and_rotates_with_a_bound() {
     for i in 0..12 {
         let r = completed(format!("run {i} ").repeat(2000).as_bytes(), b"");
         let report = p.emit(&r).unwrap();
-        assert_eq!(report.deliveries, vec![(format!("file:{}", path.display()), Delivery::Delivered)]);
+        assert_eq!(
+            report.deliveries,
+            vec![(format!("file:{}", path.display()), Delivery::Delivered)]
+        );
         assert!(report.is_clean());
         ids.push(report.event_id);
     }

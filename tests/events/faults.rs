@@ -52,7 +52,10 @@ pub fn fallback_events(dir: &Path) -> Vec<Vec<u8>> {
     let p = EventPipeline::new(&config(dir, &faults_config(dir)), &host()).unwrap();
     let mut out = Vec::new();
     for (mode, _) in FAULTS {
-        for r in [completed(b"out", b"err"), denied(Reason::SignatureInvalid, task())] {
+        for r in [
+            completed(b"out", b"err"),
+            denied(Reason::SignatureInvalid, task()),
+        ] {
             out.push(p.build(&with_task_id(r, mode)).json);
         }
     }
@@ -71,9 +74,16 @@ fn every_mapper_fault_yields_the_flagged_fallback_of_the_same_kind() {
         ] {
             let started = std::time::Instant::now();
             let m = p.build(&with_task_id(record, mode));
-            assert!(started.elapsed().as_secs() < 10, "{mode} took {:?}", started.elapsed());
+            assert!(
+                started.elapsed().as_secs() < 10,
+                "{mode} took {:?}",
+                started.elapsed()
+            );
             let Mapping::Fallback { code: got, reason } = &m.mapping else {
-                panic!("{mode}: the plugin's event was accepted: {}", String::from_utf8_lossy(&m.json));
+                panic!(
+                    "{mode}: the plugin's event was accepted: {}",
+                    String::from_utf8_lossy(&m.json)
+                );
             };
             assert_eq!(got, code, "{mode}: {reason}");
             let v = json(&m);
@@ -84,9 +94,15 @@ fn every_mapper_fault_yields_the_flagged_fallback_of_the_same_kind() {
             assert_eq!(v["data"]["task_id"], *mode);
             assert_eq!(v["data"]["tenant_id"], "tenant-a");
             assert_eq!(v["data"]["manifest_jws"], JWS);
-            assert_eq!(v["data"]["tool_sha256"], format!("sha256:{}", "ab".repeat(32)));
+            assert_eq!(
+                v["data"]["tool_sha256"],
+                format!("sha256:{}", "ab".repeat(32))
+            );
             if ty == TYPE_COMPLETED {
-                assert_eq!(v["data"]["stdout"], "the result", "{mode}: the result survives");
+                assert_eq!(
+                    v["data"]["stdout"], "the result",
+                    "{mode}: the result survives"
+                );
                 assert_eq!(v["data"]["status"], "succeeded");
             } else {
                 assert_eq!(v["data"]["reason"], "replayed_nonce");
@@ -149,7 +165,10 @@ fn digest_mapper_swaps_in_by_pin_and_keeps_only_digests() {
     let e = EventPipeline::new(&config(dir.path(), &pin(&wrong)), &host()).unwrap_err();
     let chain = format!("{e}: {:?}", std::error::Error::source(&e));
     assert!(
-        matches!(&e, edge_runner::events::EventsError::Mapper(PluginError::DigestMismatch { .. })),
+        matches!(
+            &e,
+            edge_runner::events::EventsError::Mapper(PluginError::DigestMismatch { .. })
+        ),
         "{chain}"
     );
 }

@@ -26,13 +26,21 @@ fn status(p: &EventPipeline) -> SpoolStatus {
 }
 
 fn numbered(i: usize) -> ExecutionRecord {
-    with_task_id(completed(format!("output {i}").as_bytes(), b""), &format!("t-{i:05}"))
+    with_task_id(
+        completed(format!("output {i}").as_bytes(), b""),
+        &format!("t-{i:05}"),
+    )
 }
 
 fn task_ids(r: &Receiver) -> Vec<String> {
     r.accepted()
         .iter()
-        .map(|q| serde_json::from_slice::<serde_json::Value>(&q.body).unwrap()["data"]["task_id"].as_str().unwrap().to_owned())
+        .map(|q| {
+            serde_json::from_slice::<serde_json::Value>(&q.body).unwrap()["data"]["task_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect()
 }
 
@@ -42,10 +50,19 @@ fn delivers_in_structured_mode_with_the_event_as_body() {
     let rx = Receiver::start(0);
     let p = http_pipeline(dir.path(), rx.port, "");
     let report = p.emit(&completed(b"hi", b"")).unwrap();
-    assert_eq!(report.deliveries, vec![("http:collector".to_owned(), Delivery::Delivered)]);
+    assert_eq!(
+        report.deliveries,
+        vec![("http:collector".to_owned(), Delivery::Delivered)]
+    );
     let got = rx.accepted();
     assert_eq!(got.len(), 1);
-    assert!(got[0].content_type.starts_with("application/cloudevents+json"), "{}", got[0].content_type);
+    assert!(
+        got[0]
+            .content_type
+            .starts_with("application/cloudevents+json"),
+        "{}",
+        got[0].content_type
+    );
     let v: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(v["id"], report.event_id.as_str());
     assert_eq!(v["data"]["stdout"], "hi");
@@ -60,7 +77,11 @@ fn receiver_down_spools_and_flush_delivers_every_event_in_order() {
     let mut ids = Vec::new();
     for i in 0..6 {
         let r = p.emit(&numbered(i)).unwrap();
-        assert!(matches!(r.deliveries[0].1, Delivery::Spooled { .. }), "{:?}", r.deliveries);
+        assert!(
+            matches!(r.deliveries[0].1, Delivery::Spooled { .. }),
+            "{:?}",
+            r.deliveries
+        );
         ids.push(r.event_id);
     }
     let s = status(&p);
@@ -88,16 +109,26 @@ fn transient_errors_back_off_exponentially_then_deliver_in_order() {
     assert_eq!(rx.requests(), 1);
     // Inside the backoff window an emit queues without contacting the receiver.
     let second = p.emit(&numbered(1)).unwrap();
-    assert!(matches!(&second.deliveries[0].1, Delivery::Spooled { reason, .. } if reason.contains("next attempt")));
+    assert!(
+        matches!(&second.deliveries[0].1, Delivery::Spooled { reason, .. } if reason.contains("next attempt"))
+    );
     assert_eq!(rx.requests(), 1);
     let mut failures = vec![status(&p).failures];
     for _ in 0..3 {
         let r = p.sinks().flush(Duration::ZERO).unwrap();
         assert_eq!(r[0].pending, 2);
-        assert!(r[0].last_error.as_deref().unwrap_or("").contains("503"), "{:?}", r[0]);
+        assert!(
+            r[0].last_error.as_deref().unwrap_or("").contains("503"),
+            "{:?}",
+            r[0]
+        );
         let s = status(&p);
         failures.push(s.failures);
-        assert!(s.next_attempt_in <= Duration::from_millis(120), "capped: {:?}", s.next_attempt_in);
+        assert!(
+            s.next_attempt_in <= Duration::from_millis(120),
+            "capped: {:?}",
+            s.next_attempt_in
+        );
     }
     assert_eq!(failures, [1, 2, 3, 4]);
     rx.set_status(200);
@@ -116,7 +147,10 @@ fn permanent_refusal_is_dead_lettered_loudly_and_can_be_requeued() {
     rx.set_status(400);
     let p = http_pipeline(dir.path(), rx.port, "");
     let err = p.emit(&completed(b"x", b"")).unwrap_err();
-    let EventsError::Undelivered { event_id, report, .. } = &err else {
+    let EventsError::Undelivered {
+        event_id, report, ..
+    } = &err
+    else {
         panic!("{err}")
     };
     let Delivery::DeadLettered { path, reason } = &report.deliveries[0].1 else {
@@ -126,7 +160,11 @@ fn permanent_refusal_is_dead_lettered_loudly_and_can_be_requeued() {
     assert!(err.to_string().contains("dead-lettered"), "{err}");
     let kept: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
     assert_eq!(kept["id"], event_id.as_str());
-    assert!(std::fs::read_to_string(path.with_extension("reason")).unwrap().contains("400"));
+    assert!(
+        std::fs::read_to_string(path.with_extension("reason"))
+            .unwrap()
+            .contains("400")
+    );
     let s = status(&p);
     assert_eq!((s.pending, s.dead_letters), (0, 1));
     // The refusal does not block the queue: the next event is tried on its own.
@@ -134,7 +172,10 @@ fn permanent_refusal_is_dead_lettered_loudly_and_can_be_requeued() {
     let ok = p.emit(&completed(b"y", b"")).unwrap();
     assert_eq!(ok.deliveries[0].1, Delivery::Delivered);
     // After the cause is fixed, the operator requeues and flushes.
-    assert_eq!(p.sinks().requeue().unwrap(), vec![("http:collector".to_owned(), 1)]);
+    assert_eq!(
+        p.sinks().requeue().unwrap(),
+        vec![("http:collector".to_owned(), 1)]
+    );
     let r = p.sinks().flush(Duration::from_secs(5)).unwrap();
     assert_eq!(r[0].delivered, 1);
     assert_eq!(rx.ids(), [ok.event_id.clone(), event_id.clone()]);
@@ -153,7 +194,9 @@ fn a_full_spool_dead_letters_and_fails_the_emit() {
     let EventsError::Undelivered { report, .. } = &err else {
         panic!("{err}")
     };
-    assert!(matches!(&report.deliveries[0].1, Delivery::DeadLettered { reason, .. } if reason.contains("spool full")));
+    assert!(
+        matches!(&report.deliveries[0].1, Delivery::DeadLettered { reason, .. } if reason.contains("spool full"))
+    );
     let s = status(&p);
     assert_eq!((s.pending, s.dead_letters), (2, 1));
 }
@@ -170,7 +213,11 @@ fn spool_child() {
     let acks = std::env::var(CHILD_ACKS).expect("run only by the kill -9 test");
     let config = Config::load(Path::new(&cfg)).unwrap();
     let p = EventPipeline::new(&config, &host()).unwrap();
-    let mut out = std::fs::OpenOptions::new().append(true).create(true).open(acks).unwrap();
+    let mut out = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(acks)
+        .unwrap();
     for i in 0.. {
         let r = p.emit(&numbered(i)).unwrap();
         assert!(matches!(r.deliveries[0].1, Delivery::Spooled { .. }));
@@ -193,7 +240,12 @@ fn kill_9_while_spooling_loses_nothing_and_a_restarted_runner_delivers_in_order(
     let acks = dir.path().join("acks");
     // The runner, emitting while the receiver is down...
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "events::http::spool_child", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "events::http::spool_child",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD_CONFIG, &cfg_path)
         .env(CHILD_ACKS, &acks)
         .stdout(Stdio::null())
@@ -207,8 +259,14 @@ fn kill_9_while_spooling_loses_nothing_and_a_restarted_runner_delivers_in_order(
         if lines >= 25 {
             break;
         }
-        assert!(child.try_wait().unwrap().is_none(), "the emitter died on its own");
-        assert!(started.elapsed() < Duration::from_secs(120), "emitter too slow: {lines} acks");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the emitter died on its own"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "emitter too slow: {lines} acks"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // ...is killed with SIGKILL in the middle of its work.
@@ -240,7 +298,12 @@ fn kill_9_while_spooling_loses_nothing_and_a_restarted_runner_delivers_in_order(
     // Every event acknowledged to the runner arrived, in emission order, exactly once;
     // at most one more (emitted, spooled, killed before its ack) may follow.
     assert_eq!(&got[..acked.len()], &acked[..], "in order, none lost");
-    assert!(got.len() <= acked.len() + 1, "{} received vs {} acked", got.len(), acked.len());
+    assert!(
+        got.len() <= acked.len() + 1,
+        "{} received vs {} acked",
+        got.len(),
+        acked.len()
+    );
     let mut sorted = tasks.clone();
     sorted.sort();
     sorted.dedup();

@@ -9,7 +9,10 @@ use serde_json::Value;
 #[test]
 fn completed_event_carries_attributes_and_every_documented_member() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "[events]\nsource = \"urn:edge-runner:test-host\"\n");
+    let p = pipeline(
+        dir.path(),
+        "[events]\nsource = \"urn:edge-runner:test-host\"\n",
+    );
     let m = p.build(&completed(b"hello\n", b"warn: x\n"));
     assert_eq!(m.mapping, Mapping::Plugin { attempts: 1 });
     let v = json(&m);
@@ -70,7 +73,10 @@ fn status_follows_exit_signal_and_timeout() {
         json(&p.build(&r))["data"].clone()
     };
     let d = case(Termination::Exited(3), false);
-    assert_eq!((d["status"].as_str(), d["exit_code"].as_i64()), (Some("failed"), Some(3)));
+    assert_eq!(
+        (d["status"].as_str(), d["exit_code"].as_i64()),
+        (Some("failed"), Some(3))
+    );
     let d = case(Termination::Signaled(9), false);
     assert_eq!(d["status"], "signaled");
     assert_eq!(d["signal"], 9);
@@ -85,7 +91,10 @@ fn denial_carries_stage_reason_and_whatever_was_known() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "");
     // Refused while parsing: only the JWS and its digest are known.
-    let m = p.build(&denied(Reason::JwsMalformed, TaskContext::received(b"not.a.jws")));
+    let m = p.build(&denied(
+        Reason::JwsMalformed,
+        TaskContext::received(b"not.a.jws"),
+    ));
     assert_eq!(m.mapping, Mapping::Plugin { attempts: 1 });
     let v = json(&m);
     assert_eq!(v["type"], TYPE_DENIED);
@@ -104,7 +113,10 @@ fn denial_carries_stage_reason_and_whatever_was_known() {
     assert_eq!(v["subject"], "task-42");
     assert_eq!(v["tenantid"], "tenant-a");
     assert_eq!(v["data"]["stage"], "armory");
-    assert_eq!(v["data"]["tool_sha256"], format!("sha256:{}", "ab".repeat(32)));
+    assert_eq!(
+        v["data"]["tool_sha256"],
+        format!("sha256:{}", "ab".repeat(32))
+    );
 }
 
 fn assert_linkage(d: &Value) {
@@ -123,27 +135,43 @@ fn large_text_output_is_cut_at_a_char_boundary_under_the_cap() {
     let stderr = "x".repeat(2_000_000).into_bytes();
     let m = p.build(&completed(&stdout, &stderr));
     assert!(m.json.len() <= 65536, "{} bytes", m.json.len());
-    assert!(m.json.len() > 60000, "the budget is used, not wasted: {}", m.json.len());
+    assert!(
+        m.json.len() > 60000,
+        "the budget is used, not wasted: {}",
+        m.json.len()
+    );
     assert!(matches!(m.mapping, Mapping::Plugin { .. }));
     let d = &json(&m)["data"];
     assert_linkage(d);
-    assert_eq!(d["stdout_encoding"], "utf-8", "a cut at a char boundary stays text");
+    assert_eq!(
+        d["stdout_encoding"], "utf-8",
+        "a cut at a char boundary stays text"
+    );
     assert_eq!(d["stdout_truncated"], true);
     assert_eq!(d["stdout_bytes"], stdout.len());
     assert_eq!(d["stdout_captured_bytes"], stdout.len());
-    assert_eq!(d["stdout_sha256"], sha256_id(&stdout), "digest of everything captured");
+    assert_eq!(
+        d["stdout_sha256"],
+        sha256_id(&stdout),
+        "digest of everything captured"
+    );
     let kept = d["stdout"].as_str().unwrap().as_bytes();
     assert_eq!(d["stdout_kept_bytes"], kept.len());
     assert!(stdout.starts_with(kept), "a prefix of the real output");
     assert_eq!(d["stderr_truncated"], true);
-    assert!(d["stderr"].as_str().unwrap().len() > 10_000, "both streams get a share");
+    assert!(
+        d["stderr"].as_str().unwrap().len() > 10_000,
+        "both streams get a share"
+    );
 }
 
 #[test]
 fn binary_output_is_base64_and_cut_under_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "[events]\nmax_event_bytes = 16384\n");
-    let stdout: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 % 251) as u8 | 0x80).collect();
+    let stdout: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i * 7 % 251) as u8 | 0x80)
+        .collect();
     let m = p.build(&completed(&stdout, b"small stderr"));
     assert!(m.json.len() <= 16384, "{}", m.json.len());
     let d = &json(&m)["data"];
@@ -156,7 +184,10 @@ fn binary_output_is_base64_and_cut_under_the_cap() {
     assert!(!kept.is_empty() && stdout.starts_with(&kept));
     assert_eq!(d["stdout_kept_bytes"], kept.len());
     assert_eq!(d["stdout_bytes"], 1_000_000);
-    assert_eq!(d["stderr"], "small stderr", "the small stream is kept whole");
+    assert_eq!(
+        d["stderr"], "small stderr",
+        "the small stream is kept whole"
+    );
     assert_eq!(d["stderr_truncated"], false);
 }
 
@@ -184,7 +215,12 @@ fn linkage_that_alone_exceeds_the_cap_is_emitted_whole_and_flagged() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "[events]\nmax_event_bytes = 4096\n");
     let mut r = completed(&[b'o'; 10_000], b"");
-    let big_jws = format!("{}.{}.{}", "a".repeat(3000), "b".repeat(3000), "c".repeat(86));
+    let big_jws = format!(
+        "{}.{}.{}",
+        "a".repeat(3000),
+        "b".repeat(3000),
+        "c".repeat(86)
+    );
     r.task.manifest_jws = Some(big_jws.clone());
     let m = p.build(&r);
     assert!(m.over_cap, "linkage alone is {} bytes", big_jws.len());
@@ -200,11 +236,20 @@ fn small_cap_with_a_real_sized_jws_stays_under_the_cap() {
     let dir = tempfile::tempdir().unwrap();
     let p = pipeline(dir.path(), "[events]\nmax_event_bytes = 4096\n");
     let mut r = completed(&[b'o'; 10_000], &[0xffu8; 10_000]);
-    r.task.manifest_jws = Some(format!("{}.{}.{}", "a".repeat(600), "b".repeat(900), "c".repeat(86)));
+    r.task.manifest_jws = Some(format!(
+        "{}.{}.{}",
+        "a".repeat(600),
+        "b".repeat(900),
+        "c".repeat(86)
+    ));
     let m = p.build(&r);
     assert!(!m.over_cap);
     assert!(m.json.len() <= 4096, "{}", m.json.len());
-    assert!(matches!(m.mapping, Mapping::Plugin { .. }), "{:?}", m.mapping);
+    assert!(
+        matches!(m.mapping, Mapping::Plugin { .. }),
+        "{:?}",
+        m.mapping
+    );
     let d = &json(&m)["data"];
     assert!(d["stdout_kept_bytes"].as_u64().unwrap() > 100);
     assert!(d["stderr_kept_bytes"].as_u64().unwrap() > 100);

@@ -56,7 +56,9 @@ pub fn task() -> TaskContext {
 pub fn posture() -> SandboxPosture {
     SandboxPosture {
         backend: "native".into(),
-        namespaces: ["pid", "net", "mount", "ipc", "uts", "user"].map(String::from).to_vec(),
+        namespaces: ["pid", "net", "mount", "ipc", "uts", "user"]
+            .map(String::from)
+            .to_vec(),
         capabilities: vec![],
         seccomp: "filter".into(),
         apparmor: "unavailable".into(),
@@ -68,7 +70,11 @@ pub fn posture() -> SandboxPosture {
     }
 }
 
-pub fn outcome(termination: Termination, stdout: CapturedOutput, stderr: CapturedOutput) -> Outcome {
+pub fn outcome(
+    termination: Termination,
+    stdout: CapturedOutput,
+    stderr: CapturedOutput,
+) -> Outcome {
     Outcome {
         termination,
         timed_out: false,
@@ -113,7 +119,10 @@ pub fn json(m: &Mapped) -> serde_json::Value {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The official CloudEvents schema, beside the repository (`../shared/data/`), or where
@@ -157,6 +166,10 @@ pub fn python_check(lines: &[Vec<u8>], max_bytes: usize) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_ne!(out.status.code(), Some(2), "checker environment incomplete: {text}");
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "checker environment incomplete: {text}"
+    );
     (out.status.success(), text)
 }

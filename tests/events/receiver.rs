@@ -26,7 +26,11 @@ pub struct Receiver {
 
 /// A port nothing listens on (for now).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Receiver {
@@ -37,7 +41,12 @@ impl Receiver {
         let status = Arc::new(AtomicU16::new(200));
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(AtomicU16::new(0));
-        let (a, s, st, n) = (accepted.clone(), status.clone(), stop.clone(), requests.clone());
+        let (a, s, st, n) = (
+            accepted.clone(),
+            status.clone(),
+            stop.clone(),
+            requests.clone(),
+        );
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if st.load(Ordering::SeqCst) {
@@ -75,7 +84,12 @@ impl Receiver {
     pub fn ids(&self) -> Vec<String> {
         self.accepted()
             .iter()
-            .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_str().unwrap().to_owned())
+            .map(|r| {
+                serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect()
     }
 }
@@ -90,7 +104,12 @@ impl Drop for Receiver {
     }
 }
 
-fn serve(conn: TcpStream, accepted: &Mutex<Vec<Request>>, status: &AtomicU16, requests: &AtomicU16) {
+fn serve(
+    conn: TcpStream,
+    accepted: &Mutex<Vec<Request>>,
+    status: &AtomicU16,
+    requests: &AtomicU16,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let mut writer = conn.try_clone().unwrap();
     let mut reader = BufReader::new(conn);
@@ -124,7 +143,10 @@ fn serve(conn: TcpStream, accepted: &Mutex<Vec<Request>>, status: &AtomicU16, re
         requests.fetch_add(1, Ordering::SeqCst);
         let code = status.load(Ordering::SeqCst);
         if (200..300).contains(&code) {
-            accepted.lock().unwrap().push(Request { content_type, body });
+            accepted
+                .lock()
+                .unwrap()
+                .push(Request { content_type, body });
         }
         let reply = if code == 429 || code == 503 {
             format!("HTTP/1.1 {code} Nope\r\ncontent-length: 4\r\nretry-after: 0\r\n\r\nbusy")

@@ -87,7 +87,9 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
         }
         EventsCommand::Status { json } => {
             let sinks = open(&config)?;
-            let status = sinks.spool_status().map_err(|e| Failure::Runner(e.into()))?;
+            let status = sinks
+                .spool_status()
+                .map_err(|e| Failure::Runner(e.into()))?;
             let mut out = std::io::stdout().lock();
             let written = if json {
                 let rows: Vec<_> = status
@@ -124,7 +126,9 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
                     )
                 })
             };
-            written.map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the status")))?;
+            written.map_err(|e| {
+                Failure::Runner(anyhow::Error::new(e).context("failed to write the status"))
+            })?;
             Ok(Exit::Ok)
         }
         EventsCommand::Requeue => {
@@ -148,7 +152,9 @@ fn validate_file(path: &std::path::Path, cap: usize) -> CmdResult {
         Box::new(std::io::stdin().lock())
     } else {
         let f = std::fs::File::open(path).map_err(|e| {
-            Failure::Usage(anyhow::Error::new(e).context(format!("failed to open {}", path.display())))
+            Failure::Usage(
+                anyhow::Error::new(e).context(format!("failed to open {}", path.display())),
+            )
         })?;
         Box::new(std::io::BufReader::new(f))
     };
@@ -156,7 +162,9 @@ fn validate_file(path: &std::path::Path, cap: usize) -> CmdResult {
     let mut out = std::io::stdout().lock();
     for (n, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(|e| {
-            Failure::Usage(anyhow::Error::new(e).context(format!("failed to read {}", path.display())))
+            Failure::Usage(
+                anyhow::Error::new(e).context(format!("failed to read {}", path.display())),
+            )
         })?;
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -167,7 +175,13 @@ fn validate_file(path: &std::path::Path, cap: usize) -> CmdResult {
             let _ = writeln!(out, "line {}: invalid [{}]: {e}", n + 1, e.code());
         }
     }
-    let _ = writeln!(out, "{} events, {} valid, {} invalid", total, total - bad, bad);
+    let _ = writeln!(
+        out,
+        "{} events, {} valid, {} invalid",
+        total,
+        total - bad,
+        bad
+    );
     if bad == 0 {
         Ok(Exit::Ok)
     } else {

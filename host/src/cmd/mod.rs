@@ -108,7 +108,12 @@ impl Failure {
     pub fn report(&self) {
         match self {
             Failure::Denied(r) => {
-                eprintln!("error[{}]: {} (stage: {})", r.reason.code(), r.message, r.stage());
+                eprintln!(
+                    "error[{}]: {} (stage: {})",
+                    r.reason.code(),
+                    r.message,
+                    r.stage()
+                );
             }
             Failure::Usage(e) | Failure::Runner(e) => eprintln!("error: {e:#}"),
         }
@@ -134,7 +139,8 @@ pub fn init_logging(global: &Global) {
         1 => "info",
         _ => "debug",
     };
-    let filter = EnvFilter::try_from_env("EDGE_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let filter =
+        EnvFilter::try_from_env("EDGE_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -147,10 +153,11 @@ pub fn init_logging(global: &Global) {
 /// Loads the configuration named by `--config`, `$EDGE_RUNNER_CONFIG`, or the default
 /// path when it exists; otherwise the built-in defaults.
 pub fn load_config(global: &Global) -> Result<Config, Failure> {
-    let explicit = global
-        .config
-        .clone()
-        .or_else(|| std::env::var_os(config::ENV_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+    let explicit = global.config.clone().or_else(|| {
+        std::env::var_os(config::ENV_VAR)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
     let path = match explicit {
         Some(p) => p,
         None => {
@@ -171,8 +178,10 @@ pub fn load_verifiers(config: &Config) -> Result<edge_runner::plugins::Verifiers
         .plugin_cache_dir()
         .map(|d| CompileCache::at(&d))
         .unwrap_or_else(CompileCache::disabled);
-    let host = PluginHost::new(config.plugins.limits(), cache).map_err(|e| Failure::Runner(e.into()))?;
-    Verifiers::load(host, &config.plugins.verifier_overrides()).map_err(|e| Failure::Usage(e.into()))
+    let host =
+        PluginHost::new(config.plugins.limits(), cache).map_err(|e| Failure::Runner(e.into()))?;
+    Verifiers::load(host, &config.plugins.verifier_overrides())
+        .map_err(|e| Failure::Usage(e.into()))
 }
 
 /// Reads a task from a file or `-` (stdin), bounded by `max` bytes (+1 to detect
@@ -187,7 +196,9 @@ pub fn read_task(path: &std::path::Path, max: usize) -> Result<Vec<u8>, Failure>
         std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut buf))
     };
     result.map_err(|e| {
-        Failure::Usage(anyhow::Error::new(e).context(format!("failed to read task {}", path.display())))
+        Failure::Usage(
+            anyhow::Error::new(e).context(format!("failed to read task {}", path.display())),
+        )
     })?;
     Ok(buf)
 }

@@ -50,17 +50,38 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        let mut r = writeln!(out, "{:<10} {:<9} {:<20} {:<10} {}", "KIND", "ALG", "PLUGIN", "ORIGIN", "SHA256");
+        let mut r = writeln!(
+            out,
+            "{:<10} {:<9} {:<20} {:<10} SHA256",
+            "KIND", "ALG", "PLUGIN", "ORIGIN"
+        );
         for (alg, p) in verifiers.iter() {
             r = r.and_then(|()| {
-                writeln!(out, "{:<10} {:<9} {:<20} {:<10} {}", "verifier", alg, p.name, p.origin.to_string(), p.sha256)
+                writeln!(
+                    out,
+                    "{:<10} {:<9} {:<20} {:<10} {}",
+                    "verifier",
+                    alg,
+                    p.name,
+                    p.origin.to_string(),
+                    p.sha256
+                )
             });
         }
         r = r.and_then(|()| {
-            writeln!(out, "{:<10} {:<9} {:<20} {:<10} {}", "mapper", "-", mapper.name, mapper.origin.to_string(), mapper.sha256)
+            writeln!(
+                out,
+                "{:<10} {:<9} {:<20} {:<10} {}",
+                "mapper",
+                "-",
+                mapper.name,
+                mapper.origin.to_string(),
+                mapper.sha256
+            )
         });
         r
     };
-    written.map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the list")))?;
+    written
+        .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the list")))?;
     Ok(Exit::Ok)
 }

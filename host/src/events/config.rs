@@ -188,17 +188,19 @@ impl EventsConfig {
     /// Checks everything that can be checked without touching the system. Returns a
     /// message naming the offending key.
     pub fn check(&self) -> Result<(), String> {
-        if let Some(s) = &self.source {
-            if !super::validate::is_uri_reference(s) || !super::validate::is_attribute_string(s) {
-                return Err(format!(
-                    "events.source \"{}\" is not a URI-reference (RFC 3986), for example \
-                     urn:edge-runner:edge-7",
-                    crate::jws::printable(s)
-                ));
-            }
+        if let Some(s) = &self.source
+            && !(super::validate::is_uri_reference(s) && super::validate::is_attribute_string(s))
+        {
+            return Err(format!(
+                "events.source \"{}\" is not a URI-reference (RFC 3986), for example \
+                 urn:edge-runner:edge-7",
+                crate::jws::printable(s)
+            ));
         }
         if self.max_event_bytes < MIN_EVENT_BYTES {
-            return Err(format!("events.max_event_bytes must be at least {MIN_EVENT_BYTES}"));
+            return Err(format!(
+                "events.max_event_bytes must be at least {MIN_EVENT_BYTES}"
+            ));
         }
         let mut names = std::collections::BTreeSet::new();
         for sink in &self.sinks {
@@ -206,7 +208,9 @@ impl EventsConfig {
                 SinkConfig::Stdout => {}
                 SinkConfig::File { max_bytes, .. } => {
                     if *max_bytes < self.max_event_bytes as u64 {
-                        return Err("events.sinks file: max_bytes must be at least max_event_bytes".into());
+                        return Err(
+                            "events.sinks file: max_bytes must be at least max_event_bytes".into(),
+                        );
                     }
                 }
                 SinkConfig::Http {
@@ -240,17 +244,24 @@ impl EventsConfig {
         }
         let s = &self.spool;
         if s.max_events == 0 || s.max_bytes < self.max_event_bytes as u64 {
-            return Err("events.spool: max_events must be positive and max_bytes at least max_event_bytes".into());
+            return Err(
+                "events.spool: max_events must be positive and max_bytes at least max_event_bytes"
+                    .into(),
+            );
         }
         if s.backoff_initial_ms == 0 || s.backoff_max_ms < s.backoff_initial_ms {
-            return Err("events.spool: backoff_initial_ms must be positive and at most backoff_max_ms".into());
+            return Err(
+                "events.spool: backoff_initial_ms must be positive and at most backoff_max_ms"
+                    .into(),
+            );
         }
         Ok(())
     }
 }
 
 fn check_http_url(url: &str, allow_remote_plaintext: bool) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("events.sinks http url \"{url}\": {e}"))?;
+    let parsed =
+        url::Url::parse(url).map_err(|e| format!("events.sinks http url \"{url}\": {e}"))?;
     match parsed.scheme() {
         "http" => {}
         "https" => {
@@ -259,7 +270,11 @@ fn check_http_url(url: &str, allow_remote_plaintext: bool) -> Result<(), String>
                  local relay over http://127.0.0.1 that forwards with TLS"
             ));
         }
-        other => return Err(format!("events.sinks http url \"{url}\": scheme {other} is not http")),
+        other => {
+            return Err(format!(
+                "events.sinks http url \"{url}\": scheme {other} is not http"
+            ));
+        }
     }
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),

@@ -79,10 +79,20 @@ pub(crate) fn event(input: &MapInput<'_>, why: &str) -> Result<Event, InvalidEve
         .time(input.time)
         .extension(MAPPER_FAILED_EXTENSION, ExtensionValue::Boolean(true));
     // Attributes only when they are valid CloudEvents strings; `data` keeps the raw value.
-    if let Some(id) = record.task.task_id.as_deref().filter(|s| validate::is_attribute_string(s)) {
+    if let Some(id) = record
+        .task
+        .task_id
+        .as_deref()
+        .filter(|s| validate::is_attribute_string(s))
+    {
         b = b.subject(id);
     }
-    if let Some(t) = record.task.tenant_id.as_deref().filter(|s| validate::is_attribute_string(s)) {
+    if let Some(t) = record
+        .task
+        .tenant_id
+        .as_deref()
+        .filter(|s| validate::is_attribute_string(s))
+    {
         b = b.extension("tenantid", t);
     }
     let event = b
@@ -105,7 +115,10 @@ fn task_members(data: &mut Map<String, Value>, record: &ExecutionRecord) {
         ("manifest_jws", &t.manifest_jws),
         ("manifest_sha256", &t.manifest_sha256),
     ] {
-        data.insert(name.into(), value.clone().map_or(Value::Null, Value::String));
+        data.insert(
+            name.into(),
+            value.clone().map_or(Value::Null, Value::String),
+        );
     }
 }
 
@@ -113,7 +126,10 @@ fn task_members(data: &mut Map<String, Value>, record: &ExecutionRecord) {
 fn stream(data: &mut Map<String, Value>, name: &str, s: &StreamView<'_>) {
     let (text, encoding) = match std::str::from_utf8(s.kept) {
         Ok(t) => (t.to_owned(), "utf-8"),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(s.kept), "base64"),
+        Err(_) => (
+            base64::engine::general_purpose::STANDARD.encode(s.kept),
+            "base64",
+        ),
     };
     data.insert(name.into(), text.into());
     data.insert(format!("{name}_encoding"), encoding.into());

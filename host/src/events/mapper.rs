@@ -158,7 +158,10 @@ impl Mapper {
                 Err(invalid) => {
                     break (
                         invalid.code().to_owned(),
-                        format!("plugin {} returned an invalid event: {invalid}", self.plugin.name),
+                        format!(
+                            "plugin {} returned an invalid event: {invalid}",
+                            self.plugin.name
+                        ),
                     );
                 }
             };
@@ -220,7 +223,8 @@ impl Mapper {
         let mut last = None;
         for attempt in 1..=MAX_ATTEMPTS {
             let input = input(record, env, streams, keep);
-            let built = fallback::event(&input, &reason).and_then(|e| serialize(&e).map(|j| (e, j)));
+            let built =
+                fallback::event(&input, &reason).and_then(|e| serialize(&e).map(|j| (e, j)));
             let (event, json) = match built {
                 Ok(ej) => ej,
                 Err(e) => {
@@ -341,7 +345,12 @@ fn overhead(record: &ExecutionRecord, env: &Envelope) -> usize {
                 .iter()
                 .map(|s| escaped_len(s))
                 .sum::<usize>();
-            n += p.namespaces.iter().chain(&p.capabilities).map(|s| escaped_len(s) + 3).sum::<usize>();
+            n += p
+                .namespaces
+                .iter()
+                .chain(&p.capabilities)
+                .map(|s| escaped_len(s) + 3)
+                .sum::<usize>();
         }
         Disposition::Denied(d) => n += escaped_len(&d.message),
     }
@@ -395,7 +404,10 @@ fn prefix_for_encoded(bytes: &[u8], budget: usize) -> usize {
 fn shrink(s: &Streams<'_>, keep: [usize; 2], excess: usize) -> [usize; 2] {
     let target = (keep[0] + keep[1]).saturating_sub(excess + SLACK);
     let share = fair_split(keep, target);
-    [floor_boundary(&s.out[0].bytes, share[0]), floor_boundary(&s.out[1].bytes, share[1])]
+    [
+        floor_boundary(&s.out[0].bytes, share[0]),
+        floor_boundary(&s.out[1].bytes, share[1]),
+    ]
 }
 
 /// Moves a cut back to a character boundary when the bytes are UTF-8.

@@ -28,7 +28,7 @@ pub use config::{EventsConfig, SinkConfig};
 pub use mapper::{Mapped, Mapping};
 pub use record::{
     CapturedOutput, Denial, Disposition, EventKind, ExecutionRecord, Outcome, SandboxPosture,
-    TaskContext, Termination, TYPE_COMPLETED, TYPE_DENIED,
+    TYPE_COMPLETED, TYPE_DENIED, TaskContext, Termination,
 };
 pub use sinks::{Delivery, FlushReport};
 pub use validate::InvalidEvent;
@@ -77,7 +77,10 @@ impl EmitReport {
     pub fn is_clean(&self) -> bool {
         matches!(self.mapping, Mapping::Plugin { .. })
             && !self.over_cap
-            && self.deliveries.iter().all(|(_, d)| matches!(d, Delivery::Delivered))
+            && self
+                .deliveries
+                .iter()
+                .all(|(_, d)| matches!(d, Delivery::Delivered))
     }
 }
 
@@ -100,7 +103,10 @@ pub struct EventSinks {
 /// Where an HTTP sink keeps its spool and dead letters.
 pub fn spool_dirs(state_dir: &Path, sink_name: &str) -> (PathBuf, PathBuf) {
     let base = state_dir.join("events");
-    (base.join("spool").join(sink_name), base.join("dead-letter").join(sink_name))
+    (
+        base.join("spool").join(sink_name),
+        base.join("dead-letter").join(sink_name),
+    )
 }
 
 impl EventPipeline {
@@ -180,7 +186,9 @@ impl EventPipeline {
             .deliveries
             .iter()
             .filter_map(|(sink, d)| match d {
-                Delivery::DeadLettered { reason, .. } => Some(format!("{sink}: dead-lettered ({reason})")),
+                Delivery::DeadLettered { reason, .. } => {
+                    Some(format!("{sink}: dead-lettered ({reason})"))
+                }
                 Delivery::Failed { error } => Some(format!("{sink}: {error}")),
                 _ => None,
             })
@@ -250,7 +258,10 @@ impl EventSinks {
 
     /// Hands serialized event `json` to every sink, in configuration order.
     pub fn deliver(&self, json: &[u8]) -> Vec<(String, Delivery)> {
-        self.sinks.iter().map(|s| (s.name(), s.deliver(json))).collect()
+        self.sinks
+            .iter()
+            .map(|s| (s.name(), s.deliver(json)))
+            .collect()
     }
 
     /// Delivers every HTTP sink's spool, retrying with backoff for at most `wait`.
@@ -300,7 +311,6 @@ impl EventSinks {
             _ => None,
         })
     }
-
 }
 
 /// The state of one HTTP sink's spool.

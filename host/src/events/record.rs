@@ -41,8 +41,10 @@ impl TaskContext {
     }
 }
 
-/// What happened to the task.
+/// What happened to the task. One record exists per task, so the size difference
+/// between the variants costs nothing worth a box.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)]
 pub enum Disposition {
     Completed(Outcome),
     Denied(Denial),

@@ -180,10 +180,10 @@ pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Event, I
         (None, Some(Data::Json(_))) => Some("application/json".to_owned()),
         (None, _) => None,
     };
-    if let Some(ds) = &mapped.dataschema {
-        if !is_absolute_uri(ds) {
-            return Err(InvalidEvent::BadDataschema);
-        }
+    if let Some(ds) = &mapped.dataschema
+        && !is_absolute_uri(ds)
+    {
+        return Err(InvalidEvent::BadDataschema);
     }
     let mut event = b
         .build()
@@ -208,7 +208,10 @@ pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Event, I
 }
 
 /// The record's known linkage fields must be in `data`, with the record's values.
-pub(crate) fn check_linkage(data: Option<&Data>, record: &ExecutionRecord) -> Result<(), InvalidEvent> {
+pub(crate) fn check_linkage(
+    data: Option<&Data>,
+    record: &ExecutionRecord,
+) -> Result<(), InvalidEvent> {
     let known = record.linkage();
     if known.iter().all(|(_, v)| v.is_none()) {
         return Ok(());
@@ -217,10 +220,10 @@ pub(crate) fn check_linkage(data: Option<&Data>, record: &ExecutionRecord) -> Re
         return Err(InvalidEvent::DataNotObject);
     };
     for (name, value) in known {
-        if let Some(v) = value {
-            if map.get(name).and_then(Value::as_str) != Some(v) {
-                return Err(InvalidEvent::Linkage(name));
-            }
+        if let Some(v) = value
+            && map.get(name).and_then(Value::as_str) != Some(v)
+        {
+            return Err(InvalidEvent::Linkage(name));
         }
     }
     Ok(())
@@ -236,20 +239,20 @@ pub fn check(event: &Event) -> Result<(), InvalidEvent> {
         return Err(InvalidEvent::NotUriReference("source"));
     }
     string_attr("subject", event.subject(), true)?;
-    if let Some(ct) = event.datacontenttype() {
-        if !is_media_type(ct) {
-            return Err(InvalidEvent::BadContentType);
-        }
+    if let Some(ct) = event.datacontenttype()
+        && !is_media_type(ct)
+    {
+        return Err(InvalidEvent::BadContentType);
     }
-    if let Some(ds) = event.dataschema() {
-        if !is_absolute_uri(ds.as_str()) {
-            return Err(InvalidEvent::BadDataschema);
-        }
+    if let Some(ds) = event.dataschema()
+        && !is_absolute_uri(ds.as_str())
+    {
+        return Err(InvalidEvent::BadDataschema);
     }
-    if let Some(Data::Json(_)) = event.data() {
-        if !event.datacontenttype().is_none_or(is_json_media_type) {
-            return Err(InvalidEvent::ContentTypeNotJson);
-        }
+    if let Some(Data::Json(_)) = event.data()
+        && !event.datacontenttype().is_none_or(is_json_media_type)
+    {
+        return Err(InvalidEvent::ContentTypeNotJson);
     }
     for (name, value) in event.iter_extensions() {
         check_extension_name(name)?;
@@ -275,13 +278,13 @@ pub fn check(event: &Event) -> Result<(), InvalidEvent> {
 /// and the tests): strict JSON, `specversion`, `data` xor `data_base64`, extension names
 /// and value types, then every rule of [`check`], then the size cap when given.
 pub fn check_json(bytes: &[u8], cap: Option<usize>) -> Result<Event, InvalidEvent> {
-    if let Some(cap) = cap {
-        if bytes.len() > cap {
-            return Err(InvalidEvent::TooLarge {
-                size: bytes.len(),
-                cap,
-            });
-        }
+    if let Some(cap) = cap
+        && bytes.len() > cap
+    {
+        return Err(InvalidEvent::TooLarge {
+            size: bytes.len(),
+            cap,
+        });
     }
     let value = crate::json::parse_strict(bytes, MAX_DATA_DEPTH + 2)
         .map_err(|e| InvalidEvent::Malformed(e.to_string()))?;
@@ -325,7 +328,11 @@ pub fn check_json(bytes: &[u8], cap: Option<usize>) -> Result<Event, InvalidEven
     Ok(event)
 }
 
-fn string_attr(name: &'static str, value: Option<&str>, required_non_empty: bool) -> Result<(), InvalidEvent> {
+fn string_attr(
+    name: &'static str,
+    value: Option<&str>,
+    required_non_empty: bool,
+) -> Result<(), InvalidEvent> {
     match value {
         None => Ok(()),
         Some("") if required_non_empty => Err(InvalidEvent::Empty(name)),
@@ -340,7 +347,9 @@ fn string_attr(name: &'static str, value: Option<&str>, required_non_empty: bool
 fn check_extension_name(name: &str) -> Result<(), InvalidEvent> {
     let shape = !name.is_empty()
         && name.len() <= 20
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if !shape {
         return Err(InvalidEvent::ExtensionName(crate::jws::printable(name)));
     }
@@ -389,7 +398,10 @@ pub fn is_uri_reference(s: &str) -> bool {
     let head = s.split(['/', '?', '#']).next().unwrap_or("");
     match head.split_once(':') {
         Some((scheme, _)) => {
-            scheme.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+            scheme
+                .bytes()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic())
                 && scheme
                     .bytes()
                     .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
@@ -420,15 +432,21 @@ fn is_media_type(s: &str) -> bool {
         && token(sub)
         && parts.all(|p| {
             let p = p.trim_matches([' ', '\t']);
-            p.split_once('=')
-                .is_some_and(|(k, v)| token(k) && !v.is_empty() && v.bytes().all(|c| c >= 0x20 && c != 0x7f))
+            p.split_once('=').is_some_and(|(k, v)| {
+                token(k) && !v.is_empty() && v.bytes().all(|c| c >= 0x20 && c != 0x7f)
+            })
         })
 }
 
 /// JSON media types: `application/json`, `text/json`, and any `+json` structured suffix
 /// (RFC 6839), with or without parameters.
 pub fn is_json_media_type(s: &str) -> bool {
-    let essence = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = s
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 
@@ -438,7 +456,13 @@ mod tests {
 
     #[test]
     fn uri_references() {
-        for ok in ["urn:edge-runner:host-1", "https://x.example/a?b#c", "/rel/path", "a%20b", "1-555"] {
+        for ok in [
+            "urn:edge-runner:host-1",
+            "https://x.example/a?b#c",
+            "/rel/path",
+            "a%20b",
+            "1-555",
+        ] {
             assert!(is_uri_reference(ok), "{ok}");
         }
         for bad in ["", "a b", "é", "%zz", "1a:b", "urn:x\n"] {
@@ -470,16 +494,21 @@ mod tests {
     }
 
     fn minimal(extra: &str) -> String {
-        format!(
-            r#"{{"specversion":"1.0","id":"1","source":"urn:x","type":"t"{extra}}}"#
-        )
+        format!(r#"{{"specversion":"1.0","id":"1","source":"urn:x","type":"t"{extra}}}"#)
     }
 
     #[test]
     fn json_events_are_checked_beyond_the_schema() {
         assert!(check_json(minimal("").as_bytes(), None).is_ok());
-        let code = |extra: &str| check_json(minimal(extra).as_bytes(), None).unwrap_err().code();
-        assert_eq!(code(r#","data":{},"data_base64":"AA==""#), "data_and_data_base64");
+        let code = |extra: &str| {
+            check_json(minimal(extra).as_bytes(), None)
+                .unwrap_err()
+                .code()
+        };
+        assert_eq!(
+            code(r#","data":{},"data_base64":"AA==""#),
+            "data_and_data_base64"
+        );
         assert_eq!(code(r#","Bad":"x""#), "extension_name");
         assert_eq!(code(r#","big":4294967296"#), "extension_range");
         assert_eq!(code(r#","f":1.5"#), "extension_type");
@@ -488,12 +517,20 @@ mod tests {
         assert_eq!(code(r#","time":"noon""#), "bad_time");
         assert_eq!(code(r#","id":"2""#), "malformed"); // duplicate member
         let v03 = r#"{"specversion":"0.3","id":"1","source":"urn:x","type":"t"}"#;
-        assert_eq!(check_json(v03.as_bytes(), None).unwrap_err().code(), "specversion");
+        assert_eq!(
+            check_json(v03.as_bytes(), None).unwrap_err().code(),
+            "specversion"
+        );
         let empty_id = r#"{"specversion":"1.0","id":"","source":"urn:x","type":"t"}"#;
-        assert_eq!(check_json(empty_id.as_bytes(), None).unwrap_err().code(), "attribute_empty");
+        assert_eq!(
+            check_json(empty_id.as_bytes(), None).unwrap_err().code(),
+            "attribute_empty"
+        );
         let big = minimal("");
         assert_eq!(
-            check_json(big.as_bytes(), Some(big.len() - 1)).unwrap_err().code(),
+            check_json(big.as_bytes(), Some(big.len() - 1))
+                .unwrap_err()
+                .code(),
             "event_too_large"
         );
     }

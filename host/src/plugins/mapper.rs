@@ -4,8 +4,8 @@
 //! it (that is `events::validate`) and does not decide what to emit on failure (that is
 //! `events::mapper`).
 
-use super::bindings::mapper::exports::edge_runner::plugin::event_mapper as wit;
 use super::bindings::mapper::EventMapperPluginPre;
+use super::bindings::mapper::exports::edge_runner::plugin::event_mapper as wit;
 use super::{
     FaultKind, LoadedBytes, Origin, PinnedFile, PluginError, PluginFault, PluginHost, embedded,
     plugin_text, store,
@@ -108,13 +108,13 @@ impl PluginHost {
             None => PluginHost::builtin_bytes(&embedded::MAPPER),
         };
         let component = self.component(&loaded)?;
-        let instance_pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|source| PluginError::Ungranted {
-                label: loaded.label.clone(),
-                source,
-            })?;
+        let instance_pre =
+            self.linker
+                .instantiate_pre(&component)
+                .map_err(|source| PluginError::Ungranted {
+                    label: loaded.label.clone(),
+                    source,
+                })?;
         let pre =
             EventMapperPluginPre::new(instance_pre).map_err(|source| PluginError::WrongWorld {
                 label: loaded.label.clone(),
@@ -136,7 +136,9 @@ impl PluginHost {
             pre,
         };
         let info = self
-            .call_mapper(&plugin, |b, s| b.edge_runner_plugin_event_mapper().call_info(s))
+            .call_mapper(&plugin, |b, s| {
+                b.edge_runner_plugin_event_mapper().call_info(s)
+            })
             .map_err(|fault| PluginError::Info {
                 label: label.clone(),
                 fault,
@@ -167,7 +169,8 @@ impl PluginHost {
     ) -> Result<MapAnswer, PluginFault> {
         let record = to_wit(input);
         let answer = self.call_mapper(plugin, |b, s| {
-            b.edge_runner_plugin_event_mapper().call_to_event(s, &record)
+            b.edge_runner_plugin_event_mapper()
+                .call_to_event(s, &record)
         })?;
         Ok(match answer {
             Ok(ev) => MapAnswer::Event(from_wit(ev)),

@@ -146,7 +146,10 @@ impl fmt::Display for FaultKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FaultKind::OutOfFuel { budget } => {
-                write!(f, "exhausted its fuel budget ({budget} units) and was stopped")
+                write!(
+                    f,
+                    "exhausted its fuel budget ({budget} units) and was stopped"
+                )
             }
             FaultKind::MemoryLimit { limit, attempted } => write!(
                 f,

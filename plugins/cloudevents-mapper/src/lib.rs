@@ -99,7 +99,9 @@ impl Guest for CloudEventsMapper {
 
 /// `Some(value)` when it can be a CloudEvents attribute (non-empty, no control characters).
 fn attribute(value: Option<&str>) -> Option<String> {
-    value.filter(|v| is_attribute_string(v)).map(ToString::to_string)
+    value
+        .filter(|v| is_attribute_string(v))
+        .map(ToString::to_string)
 }
 
 fn task_members(w: &mut JsonWriter, task: &Task) {

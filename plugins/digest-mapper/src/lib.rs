@@ -38,8 +38,8 @@ use bindings::exports::edge_runner::plugin::event_mapper::{
     AttributeValue, CapturedOutput, CloudEvent, Denial, Disposition, EventData, ExecutionRecord,
     Extension, Guest, MapperInfo, Outcome, SandboxPosture, Task, Termination,
 };
-use edge_runner_plugin_support::json::JsonWriter;
 use edge_runner_plugin_support::is_attribute_string;
+use edge_runner_plugin_support::json::JsonWriter;
 
 /// The event types this mapper emits. The suffix is the data schema's major version.
 pub const COMPLETED: &str = "dev.edge-runner.task.completed.digest.v1";
@@ -83,7 +83,9 @@ impl Guest for DigestMapper {
 
 /// `Some(value)` when it can be a CloudEvents attribute (non-empty, no control characters).
 fn attribute(value: Option<&str>) -> Option<String> {
-    value.filter(|v| is_attribute_string(v)).map(ToString::to_string)
+    value
+        .filter(|v| is_attribute_string(v))
+        .map(ToString::to_string)
 }
 
 fn task_members(w: &mut JsonWriter, task: &Task) {

@@ -36,7 +36,9 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
 /// alphabet only, no `=` padding, no whitespace, and unused trailing bits must be zero, so
 /// every byte string has exactly one accepted encoding.
 pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).ok()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
 }
 
 /// Encodes `data` as standard, padded base64 (RFC 4648 section 4), the encoding of

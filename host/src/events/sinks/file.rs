@@ -155,15 +155,26 @@ mod tests {
             assert!(f.len() <= 100 && !f.is_empty(), "{f:?}");
         }
         // The newest events, in order, across the kept files.
-        let all: Vec<String> = [two, one, current].concat().lines().map(str::to_owned).collect();
+        let all: Vec<String> = [two, one, current]
+            .concat()
+            .lines()
+            .map(str::to_owned)
+            .collect();
         assert!(all.last().unwrap().starts_with("{\"n\":9,"));
         let ns: Vec<u32> = all
             .iter()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["n"].as_u64().unwrap() as u32)
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
+                    .as_u64()
+                    .unwrap() as u32
+            })
             .collect();
         assert!(ns.windows(2).all(|w| w[1] == w[0] + 1), "{ns:?}");
         use std::os::unix::fs::PermissionsExt as _;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
@@ -176,6 +187,9 @@ mod tests {
         std::fs::rename(&path, d.path().join("e.jsonl.1")).unwrap();
         b.deliver(b"{\"w\":\"b1\"}");
         a.deliver(b"{\"w\":\"a2\"}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"w\":\"b1\"}\n{\"w\":\"a2\"}\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"w\":\"b1\"}\n{\"w\":\"a2\"}\n"
+        );
     }
 }

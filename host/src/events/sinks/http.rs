@@ -39,8 +39,13 @@ impl std::fmt::Debug for HttpSink {
 #[derive(Debug)]
 enum Post {
     Ok,
-    Transient { reason: String, retry_after: Option<Duration> },
-    Permanent { reason: String },
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Permanent {
+        reason: String,
+    },
 }
 
 /// What one pass over the spool did.
@@ -230,7 +235,11 @@ impl HttpSink {
         d
     }
 
-    fn send_entry(&self, _locked: &Locked<'_>, entry: &Entry) -> Result<Post, super::spool::SpoolError> {
+    fn send_entry(
+        &self,
+        _locked: &Locked<'_>,
+        entry: &Entry,
+    ) -> Result<Post, super::spool::SpoolError> {
         let body = std::fs::read(&entry.path).map_err(|source| super::spool::SpoolError::Io {
             action: "read an entry of",
             path: entry.path.clone(),
@@ -245,7 +254,9 @@ impl HttpSink {
         match self.post(json) {
             Post::Ok => Delivery::Delivered,
             Post::Transient { reason, .. } | Post::Permanent { reason } => Delivery::Failed {
-                error: format!("failed to spool the event ({spool_error}) and to deliver it ({reason})"),
+                error: format!(
+                    "failed to spool the event ({spool_error}) and to deliver it ({reason})"
+                ),
             },
         }
     }
@@ -254,7 +265,10 @@ impl HttpSink {
         let result = self
             .agent
             .post(&self.url)
-            .header("content-type", "application/cloudevents+json; charset=utf-8")
+            .header(
+                "content-type",
+                "application/cloudevents+json; charset=utf-8",
+            )
             .send(json);
         let mut response = match result {
             Ok(r) => r,

@@ -33,7 +33,10 @@ pub enum Delivery {
 impl Delivery {
     /// True when the event is not on its way to this sink and needs a person.
     pub fn needs_attention(&self) -> bool {
-        matches!(self, Delivery::DeadLettered { .. } | Delivery::Failed { .. })
+        matches!(
+            self,
+            Delivery::DeadLettered { .. } | Delivery::Failed { .. }
+        )
     }
 }
 

@@ -81,9 +81,14 @@ pub(crate) struct Entry {
 /// The outcome of queueing one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Enqueued {
-    Queued { seq: u64, depth: u64 },
+    Queued {
+        seq: u64,
+        depth: u64,
+    },
     /// The spool was full; the event went to this dead-letter file instead.
-    Full { dead_letter: PathBuf },
+    Full {
+        dead_letter: PathBuf,
+    },
 }
 
 /// The spool, locked for the lifetime of this value.
@@ -172,7 +177,8 @@ impl Locked<'_> {
         let entries = self.entries()?;
         let bytes: u64 = entries.iter().map(|e| e.size).sum();
         let limits = &self.spool.limits;
-        if entries.len() as u64 >= limits.max_events || bytes + json.len() as u64 > limits.max_bytes {
+        if entries.len() as u64 >= limits.max_events || bytes + json.len() as u64 > limits.max_bytes
+        {
             let reason = format!(
                 "spool_full: the spool {} holds {} events ({} bytes); limits are {} events, {} bytes",
                 self.spool.dir.display(),
@@ -305,7 +311,10 @@ impl Locked<'_> {
     fn write_backoff(&self, b: &Backoff) {
         // Best effort: losing it only means an earlier retry.
         let path = self.spool.dir.join(STATE_FILE);
-        let tmp = self.spool.dir.join(format!("{TMP_PREFIX}backoff-{}", std::process::id()));
+        let tmp = self
+            .spool
+            .dir
+            .join(format!("{TMP_PREFIX}backoff-{}", std::process::id()));
         let r = std::fs::write(&tmp, format!("{} {}\n", b.failures, b.next_attempt_ms))
             .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = r {
@@ -320,7 +329,11 @@ impl Locked<'_> {
                 continue;
             };
             for item in items.filter_map(Result::ok) {
-                if item.file_name().to_str().is_some_and(|n| n.starts_with(TMP_PREFIX)) {
+                if item
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(TMP_PREFIX))
+                {
                     let _ = std::fs::remove_file(item.path());
                 }
             }
@@ -396,8 +409,14 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(&d.path().join("q"), &d.path().join("dead"), limits(2)).unwrap();
         let l = s.lock().unwrap();
-        assert!(matches!(l.enqueue(b"{\"n\":1}").unwrap(), Enqueued::Queued { seq: 1, depth: 1 }));
-        assert!(matches!(l.enqueue(b"{\"n\":2}").unwrap(), Enqueued::Queued { seq: 2, depth: 2 }));
+        assert!(matches!(
+            l.enqueue(b"{\"n\":1}").unwrap(),
+            Enqueued::Queued { seq: 1, depth: 1 }
+        ));
+        assert!(matches!(
+            l.enqueue(b"{\"n\":2}").unwrap(),
+            Enqueued::Queued { seq: 2, depth: 2 }
+        ));
         let Enqueued::Full { dead_letter } = l.enqueue(b"{\"n\":3}").unwrap() else {
             panic!("third event must not fit")
         };
@@ -407,8 +426,15 @@ mod tests {
         let e = l.entries().unwrap();
         assert_eq!(e.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
         l.remove(&e[0]).unwrap();
-        assert!(matches!(l.enqueue(b"{\"n\":4}").unwrap(), Enqueued::Queued { seq: 3, .. }));
-        assert_eq!(l.requeue_dead_letters().unwrap(), 0, "the queue is full: nothing moves");
+        assert!(matches!(
+            l.enqueue(b"{\"n\":4}").unwrap(),
+            Enqueued::Queued { seq: 3, .. }
+        ));
+        assert_eq!(
+            l.requeue_dead_letters().unwrap(),
+            0,
+            "the queue is full: nothing moves"
+        );
         l.remove(&l.entries().unwrap()[0]).unwrap();
         assert_eq!(l.requeue_dead_letters().unwrap(), 1);
         let order: Vec<u64> = l.entries().unwrap().iter().map(|e| e.seq).collect();
@@ -439,9 +465,17 @@ mod tests {
     fn stale_temporaries_are_removed_under_the_lock() {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::open(&d.path().join("q"), &d.path().join("dead"), limits(10)).unwrap();
-        std::fs::write(s.dir().join(".tmp-123-00000000000000000001.json"), b"partial").unwrap();
+        std::fs::write(
+            s.dir().join(".tmp-123-00000000000000000001.json"),
+            b"partial",
+        )
+        .unwrap();
         let l = s.lock().unwrap();
         assert!(l.entries().unwrap().is_empty());
-        assert_eq!(std::fs::read_dir(s.dir()).unwrap().count(), 1, "only the lock file remains");
+        assert_eq!(
+            std::fs::read_dir(s.dir()).unwrap().count(),
+            1,
+            "only the lock file remains"
+        );
     }
 }

@@ -109,22 +109,22 @@ impl Guest for MapperFaults {
             "wrong-id" => ev.id = "not-the-host-id".to_string(),
             "wrong-source" => ev.source = "urn:somewhere-else".to_string(),
             "bad-time" => ev.time = Some("yesterday at noon".to_string()),
-            "bad-extension-name" => {
-                ev.extensions.push(extension("Bad_Name", AttributeValue::Boolean(true)))
-            }
+            "bad-extension-name" => ev
+                .extensions
+                .push(extension("Bad_Name", AttributeValue::Boolean(true))),
             "long-extension-name" => ev.extensions.push(extension(
                 "abcdefghijklmnopqrstu",
                 AttributeValue::Boolean(true),
             )),
-            "reserved-extension" => {
-                ev.extensions.push(extension("data", AttributeValue::String("x".into())))
-            }
-            "int64-extension" => {
-                ev.extensions.push(extension("big", AttributeValue::Integer(1 << 40)))
-            }
-            "forged-flag" => {
-                ev.extensions.push(extension("mapperfailed", AttributeValue::Boolean(false)))
-            }
+            "reserved-extension" => ev
+                .extensions
+                .push(extension("data", AttributeValue::String("x".into()))),
+            "int64-extension" => ev
+                .extensions
+                .push(extension("big", AttributeValue::Integer(1 << 40))),
+            "forged-flag" => ev
+                .extensions
+                .push(extension("mapperfailed", AttributeValue::Boolean(false))),
             "control-subject" => ev.subject = Some("line\nbreak".to_string()),
             "not-json" => ev.data = Some(EventData::Json("{not json".to_string())),
             "not-object" => ev.data = Some(EventData::Json("[1,2,3]".to_string())),
