@@ -3,6 +3,7 @@
 
 use super::*;
 use edge_runner::events::{Delivery, validate};
+use std::process::Command;
 
 #[test]
 fn file_sink_appends_valid_lines_and_rotates_with_a_bound() {
@@ -40,4 +41,75 @@ fn file_sink_appends_valid_lines_and_rotates_with_a_bound() {
         .collect();
     assert!(ids.ends_with(&got), "{got:?} vs {ids:?}");
     assert!(got.len() >= 2);
+}
+
+#[test]
+fn cli_status_and_validate_work_on_a_real_spool() {
+    use super::receiver::free_port;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let text = format!(
+        "state_dir = {:?}\n[[events.sinks]]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/e\"\nname = \"c1\"\n",
+        dir.path().display().to_string()
+    );
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, &text).unwrap();
+    let p = EventPipeline::new(&Config::load(&cfg).unwrap(), &host()).unwrap();
+    for _ in 0..2 {
+        p.emit(&completed(b"queued", b"")).unwrap();
+    }
+    let cli = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_edge-runner"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["events", "status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["sink"], "http:c1");
+    assert_eq!(v[0]["pending"], 2);
+
+    // Every spooled file is a valid event; a broken line makes validate exit 2.
+    let spool = edge_runner::events::spool_dirs(dir.path(), "c1").0;
+    let mut lines = Vec::new();
+    for f in std::fs::read_dir(&spool).unwrap().filter_map(Result::ok) {
+        if f.file_name().to_string_lossy().ends_with(".json") {
+            lines.push(std::fs::read_to_string(f.path()).unwrap());
+        }
+    }
+    assert_eq!(lines.len(), 2);
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = cli(&["events", "validate", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    lines.push(r#"{"specversion":"1.0","id":"1","source":"urn:x","type":"t","Bad":1}"#.into());
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let out = cli(&["events", "validate", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("line 3: invalid [extension_name]"),
+        "{stdout}"
+    );
+
+    // Flush with the receiver still down: non-zero, events kept.
+    let out = cli(&["events", "flush"]);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(p.sinks().spool_status().unwrap()[0].pending, 2);
 }

@@ -100,10 +100,17 @@ fn every_mapper_fault_yields_the_flagged_fallback_of_the_same_kind() {
             );
             if ty == TYPE_COMPLETED {
                 assert_eq!(
-                    v["data"]["stdout"], "the result",
+                    v["data"]["status"], "succeeded",
                     "{mode}: the result survives"
                 );
-                assert_eq!(v["data"]["status"], "succeeded");
+                assert_eq!(v["data"]["exit_code"], 0);
+                assert_eq!(v["data"]["sandbox"]["seccomp"], "filter");
+                assert_eq!(v["data"]["stdout_sha256"], sha256_id(b"the result"));
+                assert_eq!(v["data"]["stdout_bytes"], 10);
+                assert!(
+                    !String::from_utf8_lossy(&m.json).contains("the result"),
+                    "{mode}: a failed mapper must not leak output it may have been meant to hide"
+                );
             } else {
                 assert_eq!(v["data"]["reason"], "replayed_nonce");
             }

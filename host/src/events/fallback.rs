@@ -1,14 +1,16 @@
 //! The built-in event the runner emits when the mapper plugin traps, runs out of budget,
 //! refuses, or returns an event the host refuses: the same kind and type as the default
-//! mapping (`dev.edge-runner.task.completed.v1` / `...denied.v1`) with the same data
-//! members, flagged by the extension `mapperfailed=true` and the data members
-//! `mapper_failed: true` and `mapper_error` (why). Native code, no plugin: it must not be
-//! able to fail in the ways a plugin can. It keeps every linkage field.
+//! mapping (`dev.edge-runner.task.completed.v1` / `...denied.v1`), flagged by the
+//! extension `mapperfailed=true` and the data members `mapper_failed: true` and
+//! `mapper_error` (why). Native code, no plugin: it must not be able to fail in the ways a
+//! plugin can. It keeps every linkage field and the whole result (status, exit code or
+//! signal, timings, posture), but carries stdout/stderr only as sha256 digests and byte
+//! counts: an operator may have swapped in a mapper precisely to keep output off the
+//! wire (a redacting or digest-only mapper), and its failure must not leak it.
 
 use super::record::{Disposition, ExecutionRecord, Termination};
 use super::validate::{self, InvalidEvent, MAPPER_FAILED_EXTENSION};
 use crate::plugins::mapper::{MapInput, StreamView};
-use base64::Engine as _;
 use cloudevents::event::ExtensionValue;
 use cloudevents::{Event, EventBuilder as _, EventBuilderV10};
 use serde_json::{Map, Value, json};
@@ -122,20 +124,13 @@ fn task_members(data: &mut Map<String, Value>, record: &ExecutionRecord) {
     }
 }
 
-/// The same per-stream members as the default mapper.
+/// Digests and counts of one stream, never its content.
 fn stream(data: &mut Map<String, Value>, name: &str, s: &StreamView<'_>) {
-    let (text, encoding) = match std::str::from_utf8(s.kept) {
-        Ok(t) => (t.to_owned(), "utf-8"),
-        Err(_) => (
-            base64::engine::general_purpose::STANDARD.encode(s.kept),
-            "base64",
-        ),
-    };
-    data.insert(name.into(), text.into());
-    data.insert(format!("{name}_encoding"), encoding.into());
-    data.insert(format!("{name}_bytes"), s.total_bytes.into());
-    data.insert(format!("{name}_kept_bytes"), (s.kept.len() as u64).into());
-    data.insert(format!("{name}_truncated"), s.truncated.into());
-    data.insert(format!("{name}_captured_bytes"), s.captured_bytes.into());
     data.insert(format!("{name}_sha256"), s.captured_sha256.into());
+    data.insert(format!("{name}_captured_bytes"), s.captured_bytes.into());
+    data.insert(format!("{name}_bytes"), s.total_bytes.into());
+    data.insert(
+        format!("{name}_truncated"),
+        (s.captured_bytes < s.total_bytes).into(),
+    );
 }

@@ -205,71 +205,45 @@ impl Mapper {
             reason = %reason,
             "event mapper failed; emitting the built-in fallback event"
         );
-        self.fallback(record, env, &streams, first, code, reason)
+        self.fallback(record, env, &streams, code, reason)
     }
 
-    /// The fallback, cut to the cap the same way; over the cap only when the linkage
-    /// fields alone do not fit.
+    /// The fallback (digests instead of output, so its size does not depend on the
+    /// output); over the cap only when the linkage fields alone do not fit, and then
+    /// emitted anyway, never dropped.
     fn fallback(
         &self,
         record: &ExecutionRecord,
         env: &Envelope,
         streams: &Streams<'_>,
-        first: [usize; 2],
         code: String,
         reason: String,
     ) -> Mapped {
-        let mut keep = first;
-        let mut last = None;
-        for attempt in 1..=MAX_ATTEMPTS {
-            let input = input(record, env, streams, keep);
-            let built =
-                fallback::event(&input, &reason).and_then(|e| serialize(&e).map(|j| (e, j)));
-            let (event, json) = match built {
-                Ok(ej) => ej,
-                Err(e) => {
-                    // Cannot happen for host-built data; keep going with less output.
-                    tracing::error!(event_id = %env.id, error = %e, "failed to build the fallback event");
-                    keep = [0, 0];
-                    continue;
-                }
-            };
-            if json.len() <= self.max_event_bytes {
-                return Mapped {
-                    event,
-                    json,
-                    mapping: Mapping::Fallback { code, reason },
-                    over_cap: false,
-                };
+        let input = input(record, env, streams, streams.full());
+        let built = fallback::event(&input, &reason).and_then(|e| serialize(&e).map(|j| (e, j)));
+        let (event, json) = match built {
+            Ok(ej) => ej,
+            Err(e) => {
+                // Host-built data from a checked configuration cannot be refused.
+                tracing::error!(event_id = %env.id, error = %e, "failed to build the fallback event");
+                return last_resort(env, record, code, reason);
             }
-            let excess = json.len() - self.max_event_bytes;
-            last = Some((event, json));
-            if keep == [0, 0] {
-                break;
-            }
-            keep = if attempt + 1 >= MAX_ATTEMPTS {
-                [0, 0]
-            } else {
-                shrink(streams, keep, excess)
-            };
+        };
+        let over_cap = json.len() > self.max_event_bytes;
+        if over_cap {
+            tracing::error!(
+                event_id = %env.id,
+                bytes = json.len(),
+                cap = self.max_event_bytes,
+                "event exceeds the size cap with no output at all (the linkage fields alone \
+                 are too large); emitting it anyway rather than dropping it"
+            );
         }
-        match last {
-            Some((event, json)) => {
-                tracing::error!(
-                    event_id = %env.id,
-                    bytes = json.len(),
-                    cap = self.max_event_bytes,
-                    "event exceeds the size cap with no output at all (the linkage fields alone \
-                     are too large); emitting it anyway rather than dropping it"
-                );
-                Mapped {
-                    event,
-                    json,
-                    mapping: Mapping::Fallback { code, reason },
-                    over_cap: true,
-                }
-            }
-            None => last_resort(env, record, code, reason),
+        Mapped {
+            event,
+            json,
+            mapping: Mapping::Fallback { code, reason },
+            over_cap,
         }
     }
 

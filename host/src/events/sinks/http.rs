@@ -188,7 +188,7 @@ impl HttpSink {
         let total = entries.len();
         let mut done = 0;
         for entry in entries.iter().take(max) {
-            match self.send_entry(locked, entry) {
+            match self.send_entry(entry) {
                 Ok(Post::Ok) => {
                     locked.record_success();
                     if let Err(e) = locked.remove(entry) {
@@ -235,11 +235,7 @@ impl HttpSink {
         d
     }
 
-    fn send_entry(
-        &self,
-        _locked: &Locked<'_>,
-        entry: &Entry,
-    ) -> Result<Post, super::spool::SpoolError> {
+    fn send_entry(&self, entry: &Entry) -> Result<Post, super::spool::SpoolError> {
         let body = std::fs::read(&entry.path).map_err(|source| super::spool::SpoolError::Io {
             action: "read an entry of",
             path: entry.path.clone(),
