@@ -14,8 +14,9 @@
 //! [`EmitReport`], and [`EventPipeline::emit`] returns [`EventsError::Undelivered`] when
 //! any sink dead-lettered or failed, so a caller using `?` cannot miss it.
 //!
-//! Event types and data: see `plugins/cloudevents-mapper` (the default mapping, which the
-//! fallback reproduces natively), [`record::TYPE_COMPLETED`] and [`record::TYPE_DENIED`].
+//! Event types and data: see `plugins/cloudevents-mapper` (the default mapping),
+//! [`record::TYPE_COMPLETED`] and [`record::TYPE_DENIED`]; the fallback (`fallback`)
+//! keeps the same members except that stdout/stderr appear only as digests and counts.
 
 pub mod config;
 mod fallback;
