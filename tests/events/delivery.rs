@@ -113,3 +113,63 @@ fn cli_status_and_validate_work_on_a_real_spool() {
     );
     assert_eq!(p.sinks().spool_status().unwrap()[0].pending, 2);
 }
+
+const STDOUT_CHILD: &str = "EDGE_RUNNER_TEST_STDOUT_CHILD_STATE";
+
+/// Helper process for the stdout test: default configuration (no sink listed), three
+/// events. Not a test on its own.
+#[test]
+#[ignore = "helper process, run by events::delivery::default_sink_is_json_lines_on_stdout"]
+fn stdout_child() {
+    let state = std::env::var(STDOUT_CHILD).expect("run only by the stdout test");
+    let p = EventPipeline::new(&config(Path::new(&state), ""), &host()).unwrap();
+    for reason in [Reason::SignatureInvalid, Reason::ReplayedNonce] {
+        p.emit(&denied(reason, task())).unwrap();
+    }
+    p.emit(&completed(b"line one\nline two\n", b"")).unwrap();
+}
+
+#[test]
+fn default_sink_is_json_lines_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "events::delivery::stdout_child",
+            "--ignored",
+            "--nocapture",
+            "--quiet",
+        ])
+        .env(STDOUT_CHILD, dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Vec<u8>> = out
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| l.starts_with(b"{"))
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(events.len(), 3, "{}", String::from_utf8_lossy(&out.stdout));
+    let types: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let ev = validate::check_json(e, Some(65536)).unwrap();
+            cloudevents::AttributesReader::ty(&ev).to_owned()
+        })
+        .collect();
+    assert_eq!(
+        types,
+        [
+            edge_runner::events::TYPE_DENIED,
+            edge_runner::events::TYPE_DENIED,
+            edge_runner::events::TYPE_COMPLETED
+        ]
+    );
+    let (ok, report) = python_check(&events, 65536);
+    assert!(ok, "{report}");
+}

@@ -8,12 +8,17 @@ use super::*;
 use edge_runner::events::{Delivery, EventsError, SpoolStatus};
 use std::time::{Duration, Instant};
 
-/// One HTTP sink; a fast retry schedule (20 ms doubling to 100 ms); `spool` adds keys
-/// to `[events.spool]`.
+/// One HTTP sink; `spool` adds keys to `[events.spool]`, with a fast retry schedule
+/// (20 ms doubling to 100 ms) unless it sets its own.
 fn http_config(port: u16, spool: &str) -> String {
+    let backoff = if spool.contains("backoff_") {
+        ""
+    } else {
+        "backoff_initial_ms = 20\nbackoff_max_ms = 100\n"
+    };
     format!(
         "[[events.sinks]]\ntype = \"http\"\nurl = \"http://127.0.0.1:{port}/events\"\nname = \"collector\"\ntimeout_ms = 2000\n\
-         [events.spool]\nbackoff_initial_ms = 20\nbackoff_max_ms = 100\n{spool}\n",
+         [events.spool]\n{backoff}{spool}\n",
     )
 }
 
@@ -103,7 +108,12 @@ fn transient_errors_back_off_exponentially_then_deliver_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let rx = Receiver::start(0);
     rx.set_status(503);
-    let p = http_pipeline(dir.path(), rx.port, "");
+    // Long enough that no emit below can outlive the window on a loaded machine.
+    let p = http_pipeline(
+        dir.path(),
+        rx.port,
+        "backoff_initial_ms = 5000\nbackoff_max_ms = 20000\n",
+    );
     let first = p.emit(&numbered(0)).unwrap();
     assert!(matches!(first.deliveries[0].1, Delivery::Spooled { .. }));
     assert_eq!(rx.requests(), 1);
@@ -113,7 +123,10 @@ fn transient_errors_back_off_exponentially_then_deliver_in_order() {
         matches!(&second.deliveries[0].1, Delivery::Spooled { reason, .. } if reason.contains("next attempt"))
     );
     assert_eq!(rx.requests(), 1);
+    let mut waits = vec![status(&p).next_attempt_in];
     let mut failures = vec![status(&p).failures];
+    // An operator's flush tries at once whatever the schedule says; each failure
+    // doubles the wait up to the cap (jitter adds at most 20%).
     for _ in 0..3 {
         let r = p.sinks().flush(Duration::ZERO).unwrap();
         assert_eq!(r[0].pending, 2);
@@ -124,13 +137,15 @@ fn transient_errors_back_off_exponentially_then_deliver_in_order() {
         );
         let s = status(&p);
         failures.push(s.failures);
-        assert!(
-            s.next_attempt_in <= Duration::from_millis(120),
-            "capped: {:?}",
-            s.next_attempt_in
-        );
+        waits.push(s.next_attempt_in);
     }
     assert_eq!(failures, [1, 2, 3, 4]);
+    assert_eq!(rx.requests(), 4);
+    let secs: Vec<f64> = waits.iter().map(Duration::as_secs_f64).collect();
+    assert!((4.0..=6.0).contains(&secs[0]), "{secs:?}");
+    assert!((9.0..=12.0).contains(&secs[1]), "{secs:?}");
+    assert!((19.0..=20.0).contains(&secs[2]), "capped: {secs:?}");
+    assert!((19.0..=20.0).contains(&secs[3]), "capped: {secs:?}");
     rx.set_status(200);
     let started = Instant::now();
     let r = p.sinks().flush(Duration::from_secs(5)).unwrap();
@@ -203,6 +218,7 @@ fn a_full_spool_dead_letters_and_fails_the_emit() {
 
 const CHILD_CONFIG: &str = "EDGE_RUNNER_TEST_SPOOL_CHILD_CONFIG";
 const CHILD_ACKS: &str = "EDGE_RUNNER_TEST_SPOOL_CHILD_ACKS";
+const CHILD_TAG: &str = "EDGE_RUNNER_TEST_SPOOL_CHILD_TAG";
 
 /// Helper process for `kill_9_...`: emits numbered events forever, appending each id to
 /// the acks file (fsynced) once `emit` returned. Not a test on its own.
@@ -213,16 +229,108 @@ fn spool_child() {
     let acks = std::env::var(CHILD_ACKS).expect("run only by the kill -9 test");
     let config = Config::load(Path::new(&cfg)).unwrap();
     let p = EventPipeline::new(&config, &host()).unwrap();
+    let tag = std::env::var(CHILD_TAG).unwrap_or_default();
     let mut out = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(acks)
         .unwrap();
     for i in 0.. {
-        let r = p.emit(&numbered(i)).unwrap();
+        let id = format!("{tag}t-{i:05}");
+        let r = p.emit(&with_task_id(completed(b"out", b""), &id)).unwrap();
         assert!(matches!(r.deliveries[0].1, Delivery::Spooled { .. }));
-        writeln!(out, "{} t-{i:05}", r.event_id).unwrap();
+        writeln!(out, "{} {id}", r.event_id).unwrap();
         out.sync_data().unwrap();
+    }
+}
+
+fn spawn_child(cfg: &Path, acks: &Path, tag: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "events::http::spool_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env(CHILD_CONFIG, cfg)
+        .env(CHILD_ACKS, acks)
+        .env(CHILD_TAG, tag)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for_acks(child: &mut std::process::Child, acks: &Path, n: usize) {
+    let started = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(acks)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        if lines >= n {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the emitter died on its own"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "emitter too slow: {lines} acks"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn acked_ids(acks: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(acks)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(e, t)| (e.to_owned(), t.to_owned()))
+        .collect()
+}
+
+#[test]
+fn two_runner_processes_share_one_spool_without_loss_duplication_or_reordering() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("config.toml");
+    let text = format!(
+        "state_dir = {:?}\n{}",
+        dir.path().display().to_string(),
+        http_config(port, "")
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let (acks_a, acks_b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut a = spawn_child(&cfg, &acks_a, "a-");
+    let mut b = spawn_child(&cfg, &acks_b, "b-");
+    wait_for_acks(&mut a, &acks_a, 15);
+    wait_for_acks(&mut b, &acks_b, 15);
+    for c in [&mut a, &mut b] {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    let rx = Receiver::start(port);
+    let p = EventPipeline::new(&Config::load(&cfg).unwrap(), &host()).unwrap();
+    let r = p.sinks().flush(Duration::from_secs(30)).unwrap();
+    assert_eq!(r[0].pending, 0, "{:?}", r[0]);
+    let got = rx.ids();
+    let tasks = task_ids(&rx);
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "no event delivered twice");
+    for (acks, tag) in [(&acks_a, "a-"), (&acks_b, "b-")] {
+        let acked = acked_ids(acks);
+        let mine: Vec<&String> = tasks.iter().filter(|t| t.starts_with(tag)).collect();
+        // Each process's events arrive in its own emission order, acknowledged ones all.
+        for (n, (event_id, task)) in acked.iter().enumerate() {
+            assert_eq!(mine[n], task, "{tag}: order or loss at {n}");
+            assert!(got.contains(event_id));
+        }
+        assert!(mine.len() <= acked.len() + 1);
     }
 }
 
@@ -239,44 +347,12 @@ fn kill_9_while_spooling_loses_nothing_and_a_restarted_runner_delivers_in_order(
     std::fs::write(&cfg_path, &text).unwrap();
     let acks = dir.path().join("acks");
     // The runner, emitting while the receiver is down...
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "events::http::spool_child",
-            "--ignored",
-            "--nocapture",
-        ])
-        .env(CHILD_CONFIG, &cfg_path)
-        .env(CHILD_ACKS, &acks)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(&acks).unwrap_or_default();
-        let lines = text.lines().count();
-        if lines >= 25 {
-            break;
-        }
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the emitter died on its own"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "emitter too slow: {lines} acks"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_child(&cfg_path, &acks, "");
+    wait_for_acks(&mut child, &acks, 25);
     // ...is killed with SIGKILL in the middle of its work.
     child.kill().unwrap();
     child.wait().unwrap();
-    let acked: Vec<String> = std::fs::read_to_string(&acks)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').next().map(str::to_owned))
-        .collect();
+    let acked: Vec<String> = acked_ids(&acks).into_iter().map(|(e, _)| e).collect();
     assert!(acked.len() >= 25);
 
     // The receiver comes back and the restarted runner flushes the spool.
