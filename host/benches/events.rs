@@ -4,6 +4,8 @@
 //!   validated, serialized event; the 4 KiB case is the target (<= 50 us).
 //! - `file_sink/*`: the file sink (flock, append, fdatasync per event) against a plain
 //!   append + fdatasync loop in the same run, on the same filesystem.
+// Benchmark setup may unwrap: a failure aborts the run, which is what we want.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use edge_runner::config::Config;
@@ -58,10 +60,7 @@ fn record(stdout: Vec<u8>) -> ExecutionRecord {
 
 fn config(dir: &Path, extra: &str) -> Config {
     let text = format!("state_dir = {:?}\n{extra}", dir.display().to_string());
-    match Config::parse(&text, Path::new("bench.toml")) {
-        Ok(c) => c,
-        Err(e) => panic!("bench config: {e}"),
-    }
+    Config::parse(&text, Path::new("bench.toml")).unwrap()
 }
 
 fn text_output(n: usize) -> Vec<u8> {
@@ -70,20 +69,17 @@ fn text_output(n: usize) -> Vec<u8> {
 }
 
 fn map(c: &mut Criterion) {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap_or_else(|e| panic!("{e}"));
-    let host = PluginHost::new(PluginLimits::default(), CompileCache::disabled())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let host = PluginHost::new(PluginLimits::default(), CompileCache::disabled()).unwrap();
     let digest = format!(
         "[plugins.mapper]\npath = {:?}\nsha256 = \"{}\"\n",
         env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER"),
         edge_runner::plugins::sha256_id(
-            &std::fs::read(env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER")).unwrap_or_default()
+            &std::fs::read(env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER")).unwrap()
         )
     );
-    let default =
-        EventPipeline::new(&config(dir.path(), ""), &host).unwrap_or_else(|e| panic!("{e}"));
-    let digest =
-        EventPipeline::new(&config(dir.path(), &digest), &host).unwrap_or_else(|e| panic!("{e}"));
+    let default = EventPipeline::new(&config(dir.path(), ""), &host).unwrap();
+    let digest = EventPipeline::new(&config(dir.path(), &digest), &host).unwrap();
     let mut g = c.benchmark_group("events_map");
     g.throughput(Throughput::Elements(1));
     for (name, bytes) in [("empty", 0usize), ("4KiB", 4096), ("60KiB", 60 * 1024)] {
@@ -100,16 +96,15 @@ fn map(c: &mut Criterion) {
 }
 
 fn file_sink(c: &mut Criterion) {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let path = dir.path().join("events.jsonl");
     let cfg = format!(
         "[[events.sinks]]\ntype = \"file\"\npath = {:?}\nmax_bytes = 1073741824\n",
         path.display().to_string()
     );
-    let sinks = EventSinks::open(&config(dir.path(), &cfg)).unwrap_or_else(|e| panic!("{e}"));
-    let host = PluginHost::new(PluginLimits::default(), CompileCache::disabled())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let p = EventPipeline::new(&config(dir.path(), &cfg), &host).unwrap_or_else(|e| panic!("{e}"));
+    let sinks = EventSinks::open(&config(dir.path(), &cfg)).unwrap();
+    let host = PluginHost::new(PluginLimits::default(), CompileCache::disabled()).unwrap();
+    let p = EventPipeline::new(&config(dir.path(), &cfg), &host).unwrap();
     let json = p.build(&record(text_output(4096))).json;
 
     let mut g = c.benchmark_group("file_sink");
@@ -123,14 +118,14 @@ fn file_sink(c: &mut Criterion) {
         .create(true)
         .append(true)
         .open(&plain_path)
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
     g.bench_function("plain_append_fsync", |b| {
         b.iter(|| {
             let mut line = Vec::with_capacity(json.len() + 1);
             line.extend_from_slice(&json);
             line.push(b'\n');
-            plain.write_all(&line).unwrap_or_else(|e| panic!("{e}"));
-            plain.sync_data().unwrap_or_else(|e| panic!("{e}"));
+            plain.write_all(&line).unwrap();
+            plain.sync_data().unwrap();
         })
     });
     g.finish();
