@@ -48,8 +48,21 @@ pub enum EventsCommand {
     },
 }
 
+/// Said when a spool command finds nothing to work on.
+const NO_HTTP_SINK: &str =
+    "no http sink is configured ([[events.sinks]] type = \"http\"); nothing is spooled";
+
 pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
     let config = super::load_config(global)?;
+    let has_http = config
+        .events
+        .sinks()
+        .iter()
+        .any(|s| matches!(s, edge_runner::events::SinkConfig::Http { .. }));
+    if !has_http && !matches!(args.command, EventsCommand::Validate { .. }) {
+        let _ = writeln!(std::io::stdout().lock(), "{NO_HTTP_SINK}");
+        return Ok(Exit::Ok);
+    }
     match args.command {
         EventsCommand::Validate { file } => validate_file(&file, config.events.max_event_bytes),
         EventsCommand::Flush { wait } => {
