@@ -11,11 +11,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Every plugin crate, with the component file it produces. The first group is shipped
-/// (embedded in the host); the second are test fixtures (paths exported for tests only).
+/// (embedded in the host); the second is shipped as files only (an operator swaps one in
+/// with a pinned config entry; the path is exported as `EDGE_RUNNER_PLUGIN_<NAME>` for
+/// tests and benches); the third are test fixtures (paths exported for tests only).
 const SHIPPED: &[(&str, &str)] = &[
     ("edge-runner-plugin-hs256", "edge_runner_plugin_hs256"),
     ("edge-runner-plugin-es256", "edge_runner_plugin_es256"),
+    (
+        "edge-runner-plugin-cloudevents-mapper",
+        "edge_runner_plugin_cloudevents_mapper",
+    ),
 ];
+const FILE_ONLY: &[(&str, &str)] = &[(
+    "edge-runner-plugin-digest-mapper",
+    "edge_runner_plugin_digest_mapper",
+)];
 const FIXTURES: &[(&str, &str)] = &[
     (
         "edge-runner-test-misbehaving",
@@ -23,6 +33,10 @@ const FIXTURES: &[(&str, &str)] = &[
     ),
     ("edge-runner-test-ungranted", "edge_runner_test_ungranted"),
     ("edge-runner-test-std-probe", "edge_runner_test_std_probe"),
+    (
+        "edge-runner-test-mapper-faults",
+        "edge_runner_test_mapper_faults",
+    ),
 ];
 
 #[allow(clippy::print_stderr)] // a build script reports through stderr
@@ -59,7 +73,7 @@ fn run() -> Result<(), String> {
     // Plugin crates are plain `rlib`s (so the native workspace build and their unit
     // tests work); the component is produced here with `--crate-type cdylib`.
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    for (package, _) in SHIPPED.iter().chain(FIXTURES) {
+    for (package, _) in SHIPPED.iter().chain(FILE_ONLY).chain(FIXTURES) {
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&workspace)
             .args(["rustc", "--lib", "--crate-type", "cdylib"])
@@ -123,6 +137,15 @@ fn run() -> Result<(), String> {
     std::fs::write(out_dir.join("embedded_plugins.rs"), generated)
         .map_err(|e| format!("failed to write embedded_plugins.rs: {e}"))?;
 
+    for (_, stem) in FILE_ONLY {
+        let path = out.join(format!("{stem}.wasm"));
+        let var = format!(
+            "EDGE_RUNNER_PLUGIN_{}",
+            stem.trim_start_matches("edge_runner_plugin_")
+                .to_uppercase()
+        );
+        println!("cargo:rustc-env={var}={}", path.display());
+    }
     for (_, stem) in FIXTURES {
         let path = out.join(format!("{stem}.wasm"));
         let var = format!(

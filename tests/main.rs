@@ -15,6 +15,7 @@ mod support;
 
 mod armory;
 mod cli_verify;
+mod events;
 mod jws_attacks;
 mod manifest;
 mod plugin_faults;

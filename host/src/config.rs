@@ -51,6 +51,9 @@ pub struct Config {
     pub claims: ClaimsConfig,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[events]`: CloudEvents source, size cap, sinks, spool.
+    #[serde(default)]
+    pub events: crate::events::EventsConfig,
 }
 
 impl Default for Config {
@@ -64,6 +67,7 @@ impl Default for Config {
             sandbox: crate::sandbox::SandboxPolicy::default(),
             claims: ClaimsConfig::default(),
             limits: LimitsConfig::default(),
+            events: crate::events::EventsConfig::default(),
         }
     }
 }
@@ -84,6 +88,9 @@ pub struct PluginsConfig {
     /// `[plugins.verifiers.<ALG>]`: a plugin file replacing the default for `ALG`.
     #[serde(default)]
     pub verifiers: BTreeMap<String, PluginFileConfig>,
+    /// `[plugins.mapper]`: an event-mapper plugin file replacing the embedded default.
+    #[serde(default)]
+    pub mapper: Option<PluginFileConfig>,
 }
 
 impl Default for PluginsConfig {
@@ -93,6 +100,7 @@ impl Default for PluginsConfig {
             memory_bytes: default_plugin_memory(),
             cache: true,
             verifiers: BTreeMap::new(),
+            mapper: None,
         }
     }
 }
@@ -124,7 +132,7 @@ pub struct PluginFileConfig {
 }
 
 impl PluginFileConfig {
-    fn pinned(&self) -> PinnedFile {
+    pub fn pinned(&self) -> PinnedFile {
         PinnedFile {
             path: self.path.clone(),
             sha256: self.sha256.clone(),
@@ -321,6 +329,16 @@ impl Config {
             }
         }
         self.sandbox.check().map_err(invalid)?;
+        if let Some(m) = &self.plugins.mapper
+            && !is_sha256_id(&m.sha256)
+        {
+            return Err(invalid(format!(
+                "plugins.mapper.sha256 must be \"sha256:\" followed by 64 lowercase hex \
+                 digits (compute it with: sha256sum {})",
+                m.path.display()
+            )));
+        }
+        self.events.check().map_err(invalid)?;
         if self.plugins.fuel == 0 || self.plugins.memory_bytes < 64 * 1024 {
             return Err(invalid(
                 "plugins.fuel must be positive and plugins.memory_bytes at least 65536".into(),

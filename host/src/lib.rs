@@ -15,6 +15,7 @@
 pub mod armory;
 pub mod config;
 pub mod digest;
+pub mod events;
 pub mod fsperm;
 pub mod json;
 pub mod jws;

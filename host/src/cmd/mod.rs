@@ -4,6 +4,7 @@
 
 mod apparmor;
 mod armory;
+mod events;
 mod keys;
 mod manifest;
 mod plugins;
@@ -79,6 +80,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Verify(verify::VerifyArgs),
+    Events(events::EventsArgs),
     Plugins(plugins::PluginsArgs),
     Keys(keys::KeysArgs),
     Manifest(manifest::ManifestArgs),
@@ -129,6 +131,7 @@ pub type CmdResult = Result<Exit, Failure>;
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Verify(args) => verify::run(&cli.global, args),
+        Command::Events(args) => events::run(&cli.global, args),
         Command::Plugins(args) => plugins::run(&cli.global, args),
         Command::Keys(args) => keys::run(args),
         Command::Manifest(args) => manifest::run(&cli.global, args),

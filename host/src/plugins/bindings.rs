@@ -8,3 +8,10 @@ pub(crate) mod verifier {
         world: "verifier-plugin",
     });
 }
+
+pub(crate) mod mapper {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "event-mapper-plugin",
+    });
+}

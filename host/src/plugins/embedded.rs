@@ -24,3 +24,10 @@ pub const VERIFIERS: &[Builtin] = &[
         sha256: ES256_SHA256,
     },
 ];
+
+/// The default event mapper.
+pub const MAPPER: Builtin = Builtin {
+    name: "cloudevents-mapper",
+    bytes: CLOUDEVENTS_MAPPER,
+    sha256: CLOUDEVENTS_MAPPER_SHA256,
+};

@@ -12,11 +12,13 @@ mod bindings;
 pub mod cache;
 pub mod embedded;
 mod engine;
+pub mod mapper;
 mod store;
 pub mod verifier;
 
 pub use cache::CompileCache;
 pub use engine::PluginLimits;
+pub use mapper::MapperPlugin;
 pub use verifier::{VerifierPlugin, Verifiers, VerifyFailure};
 
 use sha2::{Digest as _, Sha256};
@@ -160,7 +162,9 @@ impl fmt::Display for FaultKind {
     }
 }
 
-/// The engine, limits, cache and linkers shared by every plugin.
+/// The engine, limits, cache and linkers shared by every plugin. Cloning is cheap (the
+/// engine and linker are reference-counted) and shares the instance pool.
+#[derive(Clone)]
 pub struct PluginHost {
     engine: Engine,
     limits: PluginLimits,

@@ -1,5 +1,6 @@
 //! Runtime pieces shared by every edge-runner plugin: the global allocator (`heap`),
-//! `cabi_realloc` (`abi`) and panic handler of a `no_std` component, strict base64url decoding, and JWK member lookup.
+//! `cabi_realloc` (`abi`) and panic handler of a `no_std` component, strict base64url
+//! decoding, JWK member lookup, and a small JSON writer for event mappers.
 //!
 //! Plugins are built `no_std` for `wasm32-wasip2` so that the component imports nothing at
 //! all: no WASI interface, hence no ambient authority and the cheapest instantiation. This
@@ -15,6 +16,7 @@ mod abi;
 #[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod heap;
+pub mod json;
 
 use alloc::vec::Vec;
 use base64::Engine as _;
@@ -34,6 +36,23 @@ pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)
         .ok()
+}
+
+/// Encodes `data` as standard, padded base64 (RFC 4648 section 4), the encoding of
+/// CloudEvents `data_base64` and of non-UTF-8 output in event data.
+pub fn b64_encode(data: &[u8]) -> alloc::string::String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+/// True when `s` may be a CloudEvents string attribute (v1.0 "Type System"): non-empty,
+/// and free of control characters (U+0000-U+001F, U+007F-U+009F) and Unicode
+/// noncharacters. (Rust strings cannot hold surrogates.)
+pub fn is_attribute_string(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            let n = c as u32;
+            !(c.is_control() || (0xFDD0..=0xFDEF).contains(&n) || (n & 0xFFFE) == 0xFFFE)
+        })
 }
 
 /// Finds the value of JWK member `name` in a list of `(name, value)` pairs.
@@ -60,6 +79,17 @@ mod tests {
         assert!(b64url_decode("AQ ID").is_none());
         assert!(b64url_decode("AR").is_none());
         assert_eq!(b64url_decode("AQ").as_deref(), Some(&[1u8][..]));
+    }
+
+    #[test]
+    fn attribute_strings() {
+        assert!(is_attribute_string("task-1 é"));
+        assert!(!is_attribute_string(""));
+        assert!(!is_attribute_string("a\nb"));
+        assert!(!is_attribute_string("a\u{85}b"));
+        assert!(!is_attribute_string("a\u{fffe}"));
+        assert!(!is_attribute_string("a\u{fdd0}"));
+        assert!(!is_attribute_string("\u{10ffff}"));
     }
 
     #[test]

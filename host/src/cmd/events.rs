@@ -1,0 +1,206 @@
+//! `edge-runner events`: operate the event sinks: deliver spooled events (`flush`),
+//! inspect the spools (`status`), put dead-lettered events back (`requeue`), and check
+//! CloudEvents files (`validate`). Events themselves are emitted by the task pipeline.
+
+use super::{CmdResult, Exit, Failure, Global};
+use clap::{Args, Subcommand};
+use edge_runner::events::{EventSinks, validate};
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Operate the event sinks and check events.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[command(subcommand)]
+    pub command: EventsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Deliver every spooled event, in order, retrying with backoff.
+    ///
+    /// Exits 0 when every spool is empty and nothing was dead-lettered, 4 otherwise
+    /// (events still pending, or refused for good: see `events status`).
+    ///
+    /// Example: edge-runner events flush --wait 60
+    Flush {
+        /// Keep retrying for up to this many seconds while the receiver is unavailable.
+        #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+        wait: u64,
+    },
+    /// Show each HTTP sink's spool: pending events, dead letters, retry schedule.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move dead-lettered events back into their spool (after fixing the cause), then
+    /// run `events flush`.
+    Requeue,
+    /// Check CloudEvents (structured JSON, one per line) against the CloudEvents v1.0
+    /// rules and the configured size cap. Exits 2 if any line is invalid.
+    ///
+    /// Example: edge-runner events validate /var/log/edge-runner/events.jsonl
+    Validate {
+        /// A file of JSON lines, or `-` for stdin.
+        file: PathBuf,
+    },
+}
+
+/// Said when a spool command finds nothing to work on.
+const NO_HTTP_SINK: &str =
+    "no http sink is configured ([[events.sinks]] type = \"http\"); nothing is spooled";
+
+pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
+    let config = super::load_config(global)?;
+    let has_http = config
+        .events
+        .sinks()
+        .iter()
+        .any(|s| matches!(s, edge_runner::events::SinkConfig::Http { .. }));
+    if !has_http && !matches!(args.command, EventsCommand::Validate { .. }) {
+        let _ = writeln!(std::io::stdout().lock(), "{NO_HTTP_SINK}");
+        return Ok(Exit::Ok);
+    }
+    match args.command {
+        EventsCommand::Validate { file } => validate_file(&file, config.events.max_event_bytes),
+        EventsCommand::Flush { wait } => {
+            let sinks = open(&config)?;
+            let reports = sinks
+                .flush(Duration::from_secs(wait))
+                .map_err(|e| Failure::Runner(e.into()))?;
+            let mut clean = true;
+            let mut out = std::io::stdout().lock();
+            for r in &reports {
+                clean &= r.pending == 0 && r.dead_lettered.is_empty();
+                let _ = writeln!(
+                    out,
+                    "{}: delivered {}, pending {}, dead-lettered {}{}",
+                    r.sink,
+                    r.delivered,
+                    r.pending,
+                    r.dead_lettered.len(),
+                    r.last_error
+                        .as_ref()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                );
+                for (path, reason) in &r.dead_lettered {
+                    let _ = writeln!(out, "  dead letter {}: {reason}", path.display());
+                }
+            }
+            if clean {
+                Ok(Exit::Ok)
+            } else {
+                Err(Failure::Runner(anyhow::anyhow!(
+                    "events remain undelivered; see `edge-runner events status`"
+                )))
+            }
+        }
+        EventsCommand::Status { json } => {
+            let sinks = open(&config)?;
+            let status = sinks
+                .spool_status()
+                .map_err(|e| Failure::Runner(e.into()))?;
+            let mut out = std::io::stdout().lock();
+            let written = if json {
+                let rows: Vec<_> = status
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({
+                            "sink": s.sink,
+                            "spool_dir": s.spool_dir,
+                            "dead_letter_dir": s.dead_letter_dir,
+                            "pending": s.pending,
+                            "pending_bytes": s.pending_bytes,
+                            "dead_letters": s.dead_letters,
+                            "failures": s.failures,
+                            "next_attempt_in_ms": s.next_attempt_in.as_millis() as u64,
+                        })
+                    })
+                    .collect();
+                serde_json::to_writer_pretty(&mut out, &rows)
+                    .map_err(std::io::Error::other)
+                    .and_then(|()| writeln!(out))
+            } else {
+                status.iter().try_for_each(|s| {
+                    writeln!(
+                        out,
+                        "{}: {} pending ({} bytes), {} dead-lettered, {} failed attempts, next attempt in {} ms\n  spool: {}\n  dead letters: {}",
+                        s.sink,
+                        s.pending,
+                        s.pending_bytes,
+                        s.dead_letters,
+                        s.failures,
+                        s.next_attempt_in.as_millis(),
+                        s.spool_dir.display(),
+                        s.dead_letter_dir.display()
+                    )
+                })
+            };
+            written.map_err(|e| {
+                Failure::Runner(anyhow::Error::new(e).context("failed to write the status"))
+            })?;
+            Ok(Exit::Ok)
+        }
+        EventsCommand::Requeue => {
+            let sinks = open(&config)?;
+            let moved = sinks.requeue().map_err(|e| Failure::Runner(e.into()))?;
+            let mut out = std::io::stdout().lock();
+            for (sink, n) in moved {
+                let _ = writeln!(out, "{sink}: {n} events requeued");
+            }
+            Ok(Exit::Ok)
+        }
+    }
+}
+
+fn open(config: &edge_runner::config::Config) -> Result<EventSinks, Failure> {
+    EventSinks::open(config).map_err(|e| Failure::Runner(e.into()))
+}
+
+fn validate_file(path: &std::path::Path, cap: usize) -> CmdResult {
+    let reader: Box<dyn std::io::BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f = std::fs::File::open(path).map_err(|e| {
+            Failure::Usage(
+                anyhow::Error::new(e).context(format!("failed to open {}", path.display())),
+            )
+        })?;
+        Box::new(std::io::BufReader::new(f))
+    };
+    let (mut total, mut bad) = (0u64, 0u64);
+    let mut out = std::io::stdout().lock();
+    for (n, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(|e| {
+            Failure::Usage(
+                anyhow::Error::new(e).context(format!("failed to read {}", path.display())),
+            )
+        })?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        total += 1;
+        if let Err(e) = validate::check_json(&line, Some(cap)) {
+            bad += 1;
+            let _ = writeln!(out, "line {}: invalid [{}]: {e}", n + 1, e.code());
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{} events, {} valid, {} invalid",
+        total,
+        total - bad,
+        bad
+    );
+    if bad == 0 {
+        Ok(Exit::Ok)
+    } else {
+        Err(Failure::Usage(anyhow::anyhow!(
+            "{bad} of {total} events in {} are invalid",
+            path.display()
+        )))
+    }
+}

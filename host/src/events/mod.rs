@@ -1,0 +1,330 @@
+//! Telemetry: every task outcome and every denial leaves the runner as a CloudEvents v1.0
+//! event. Flow, top to bottom:
+//!
+//! ```text
+//! ExecutionRecord ─▶ envelope (id = UUIDv7, time, source)
+//!   ─▶ mapper: cut output to the size budget ─▶ plugin to-event [WASM] ─▶ validate
+//!        (any fault, refusal, invalid or oversized event ─▶ built-in fallback, flagged)
+//!   ─▶ serialize once ─▶ every sink: stdout | file (fsync, rotation) | http (spool first)
+//! ```
+//!
+//! The event id is chosen once, before mapping, so every retry and redelivery of the
+//! same event carries the same id (receivers deduplicate on `source` + `id`). Failures
+//! never lose an event silently: a sink that cannot take it says so in the
+//! [`EmitReport`], and [`EventPipeline::emit`] returns [`EventsError::Undelivered`] when
+//! any sink dead-lettered or failed, so a caller using `?` cannot miss it.
+//!
+//! Event types and data: see `plugins/cloudevents-mapper` (the default mapping),
+//! [`record::TYPE_COMPLETED`] and [`record::TYPE_DENIED`]; the fallback (`fallback`)
+//! keeps the same members except that stdout/stderr appear only as digests and counts.
+
+pub mod config;
+mod fallback;
+pub mod mapper;
+pub mod record;
+pub mod sinks;
+pub mod validate;
+
+pub use config::{EventsConfig, SinkConfig};
+pub use mapper::{Mapped, Mapping};
+pub use record::{
+    CapturedOutput, Denial, Disposition, EventKind, ExecutionRecord, Outcome, SandboxPosture,
+    TYPE_COMPLETED, TYPE_DENIED, TaskContext, Termination,
+};
+pub use sinks::{Delivery, FlushReport};
+pub use validate::InvalidEvent;
+
+use crate::config::Config;
+use crate::plugins::{MapperPlugin, PluginError, PluginHost};
+use mapper::{Envelope, Mapper};
+use sinks::spool::{Spool, SpoolError};
+use sinks::{FileSink, HttpSink, Sink, StdoutSink};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why the event pipeline could not be set up or an event could not be delivered.
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("failed to load the event mapper plugin")]
+    Mapper(#[source] PluginError),
+    #[error("failed to open the event spool")]
+    Spool(#[source] SpoolError),
+    #[error("failed to deliver event {event_id}: {summary}")]
+    Undelivered {
+        event_id: String,
+        summary: String,
+        report: Box<EmitReport>,
+    },
+}
+
+/// What became of one emitted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmitReport {
+    pub event_id: String,
+    pub event_type: String,
+    /// Serialized size in bytes.
+    pub bytes: usize,
+    pub mapping: Mapping,
+    /// The event exceeds the size cap because its linkage fields alone do (it was
+    /// emitted anyway; see `Mapped::over_cap`).
+    pub over_cap: bool,
+    /// One entry per sink, in configuration order.
+    pub deliveries: Vec<(String, Delivery)>,
+}
+
+impl EmitReport {
+    /// True when every sink has the event (or has it durably queued) and the mapper's
+    /// own event was used.
+    pub fn is_clean(&self) -> bool {
+        matches!(self.mapping, Mapping::Plugin { .. })
+            && !self.over_cap
+            && self
+                .deliveries
+                .iter()
+                .all(|(_, d)| matches!(d, Delivery::Delivered))
+    }
+}
+
+/// The mapper and the sinks, built once from the configuration.
+#[derive(Debug)]
+pub struct EventPipeline {
+    mapper: Mapper,
+    sinks: EventSinks,
+    source: String,
+    max_event_bytes: usize,
+}
+
+/// The configured sinks alone: enough to flush, inspect or requeue the spools without
+/// loading a mapper (a broken mapper pin must not strand spooled events).
+#[derive(Debug)]
+pub struct EventSinks {
+    sinks: Vec<Sink>,
+}
+
+/// Where an HTTP sink keeps its spool and dead letters.
+pub fn spool_dirs(state_dir: &Path, sink_name: &str) -> (PathBuf, PathBuf) {
+    let base = state_dir.join("events");
+    (
+        base.join("spool").join(sink_name),
+        base.join("dead-letter").join(sink_name),
+    )
+}
+
+impl EventPipeline {
+    /// Loads the mapper (`[plugins.mapper]` or the embedded default) on `plugins` and
+    /// opens the sinks of `[events]` (creating spool directories 0700 under
+    /// `state_dir`). The configuration is assumed checked (`Config::load` does).
+    pub fn new(config: &Config, plugins: &PluginHost) -> Result<Self, EventsError> {
+        let pinned = config.plugins.mapper.as_ref().map(|m| m.pinned());
+        let plugin = plugins
+            .load_mapper(pinned.as_ref())
+            .map_err(EventsError::Mapper)?;
+        Self::with_plugin(config, plugins.clone(), plugin)
+    }
+
+    fn with_plugin(
+        config: &Config,
+        host: PluginHost,
+        plugin: MapperPlugin,
+    ) -> Result<Self, EventsError> {
+        let ev = &config.events;
+        if config.input.max_jws_bytes + 8 * 1024 > ev.max_event_bytes {
+            tracing::debug!(
+                max_jws_bytes = config.input.max_jws_bytes,
+                max_event_bytes = ev.max_event_bytes,
+                "a task near the input cap would produce an event over events.max_event_bytes \
+                 (the manifest JWS is never cut); such events are emitted over the cap and logged"
+            );
+        }
+        Ok(Self {
+            mapper: Mapper::new(host, plugin, ev.max_event_bytes),
+            sinks: EventSinks::open(config)?,
+            source: ev.source(),
+            max_event_bytes: ev.max_event_bytes,
+        })
+    }
+
+    /// The mapper plugin in use.
+    pub fn mapper(&self) -> &MapperPlugin {
+        self.mapper.plugin()
+    }
+
+    /// The CloudEvents `source` of this runner.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
+    }
+
+    /// Maps `record` to a validated event (plugin, or the flagged fallback) without
+    /// delivering it: a fresh id and the current time.
+    pub fn build(&self, record: &ExecutionRecord) -> Mapped {
+        self.mapper.map(record, &self.envelope())
+    }
+
+    /// Builds the event for `record` and hands it to every sink.
+    pub fn emit(&self, record: &ExecutionRecord) -> Result<EmitReport, EventsError> {
+        let mapped = self.build(record);
+        let event_id = cloudevents::AttributesReader::id(&mapped.event).to_owned();
+        let event_type = cloudevents::AttributesReader::ty(&mapped.event).to_owned();
+        let deliveries = self.sinks.deliver(&mapped.json);
+        for (sink, d) in &deliveries {
+            if let Delivery::Spooled { pending, reason } = d {
+                tracing::warn!(event_id = %event_id, sink = %sink, pending, reason = %reason, "event spooled for later delivery");
+            }
+        }
+        let report = EmitReport {
+            event_id: event_id.clone(),
+            event_type,
+            bytes: mapped.json.len(),
+            mapping: mapped.mapping,
+            over_cap: mapped.over_cap,
+            deliveries,
+        };
+        let failed: Vec<String> = report
+            .deliveries
+            .iter()
+            .filter_map(|(sink, d)| match d {
+                Delivery::DeadLettered { reason, .. } => {
+                    Some(format!("{sink}: dead-lettered ({reason})"))
+                }
+                Delivery::Failed { error } => Some(format!("{sink}: {error}")),
+                _ => None,
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(report)
+        } else {
+            Err(EventsError::Undelivered {
+                event_id,
+                summary: failed.join("; "),
+                report: Box::new(report),
+            })
+        }
+    }
+
+    /// The sinks, for flushing and inspecting spools.
+    pub fn sinks(&self) -> &EventSinks {
+        &self.sinks
+    }
+
+    fn envelope(&self) -> Envelope {
+        // UUIDv7: unique, and sortable by creation time, which helps receivers and
+        // operators reading a spool.
+        let now = chrono::Utc::now();
+        Envelope {
+            id: uuid::Uuid::now_v7().to_string(),
+            time: now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            source: self.source.clone(),
+        }
+    }
+}
+
+impl EventSinks {
+    /// Opens the sinks of `[events]`, creating each HTTP sink's spool and dead-letter
+    /// directories (0700) under `<state_dir>/events/`.
+    pub fn open(config: &Config) -> Result<Self, EventsError> {
+        let ev = &config.events;
+        let mut sinks = Vec::new();
+        for s in ev.sinks() {
+            sinks.push(match s {
+                SinkConfig::Stdout => Sink::Stdout(StdoutSink),
+                SinkConfig::File {
+                    path,
+                    max_bytes,
+                    keep,
+                } => Sink::File(FileSink::new(&path, max_bytes, keep)),
+                SinkConfig::Http {
+                    url,
+                    name,
+                    timeout_ms,
+                    ..
+                } => {
+                    let (dir, dead) = spool_dirs(&config.state_dir, &name);
+                    let spool =
+                        Spool::open(&dir, &dead, ev.spool.limits()).map_err(EventsError::Spool)?;
+                    Sink::Http(Box::new(HttpSink::new(
+                        &name,
+                        &url,
+                        Duration::from_millis(timeout_ms),
+                        spool,
+                    )))
+                }
+            });
+        }
+        Ok(Self { sinks })
+    }
+
+    /// Hands serialized event `json` to every sink, in configuration order.
+    pub fn deliver(&self, json: &[u8]) -> Vec<(String, Delivery)> {
+        self.sinks
+            .iter()
+            .map(|s| (s.name(), s.deliver(json)))
+            .collect()
+    }
+
+    /// Delivers every HTTP sink's spool, retrying with backoff for at most `wait`.
+    pub fn flush(&self, wait: Duration) -> Result<Vec<FlushReport>, EventsError> {
+        self.http_sinks()
+            .map(|h| h.flush(wait).map_err(EventsError::Spool))
+            .collect()
+    }
+
+    /// Per HTTP sink: (name, queued events, dead-lettered events).
+    pub fn spool_status(&self) -> Result<Vec<SpoolStatus>, EventsError> {
+        self.http_sinks()
+            .map(|h| {
+                let l = h.spool().lock().map_err(EventsError::Spool)?;
+                let entries = l.entries().map_err(EventsError::Spool)?;
+                let dead = l.dead_letters().map_err(EventsError::Spool)?;
+                let backoff = l.backoff();
+                Ok(SpoolStatus {
+                    sink: format!("http:{}", h.name()),
+                    spool_dir: h.spool().dir().to_owned(),
+                    dead_letter_dir: h.spool().dead_dir().to_owned(),
+                    pending: entries.len() as u64,
+                    pending_bytes: entries.iter().map(|e| e.size).sum(),
+                    dead_letters: dead.len() as u64,
+                    failures: backoff.failures,
+                    next_attempt_in: backoff.remaining(),
+                })
+            })
+            .collect()
+    }
+
+    /// Moves dead-lettered events back into each HTTP sink's spool (after the cause was
+    /// fixed); returns how many moved per sink.
+    pub fn requeue(&self) -> Result<Vec<(String, u64)>, EventsError> {
+        self.http_sinks()
+            .map(|h| {
+                let l = h.spool().lock().map_err(EventsError::Spool)?;
+                let n = l.requeue_dead_letters().map_err(EventsError::Spool)?;
+                Ok((format!("http:{}", h.name()), n))
+            })
+            .collect()
+    }
+
+    fn http_sinks(&self) -> impl Iterator<Item = &HttpSink> {
+        self.sinks.iter().filter_map(|s| match s {
+            Sink::Http(h) => Some(h.as_ref()),
+            _ => None,
+        })
+    }
+}
+
+/// The state of one HTTP sink's spool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolStatus {
+    pub sink: String,
+    pub spool_dir: PathBuf,
+    pub dead_letter_dir: PathBuf,
+    pub pending: u64,
+    pub pending_bytes: u64,
+    pub dead_letters: u64,
+    /// Consecutive failed delivery attempts.
+    pub failures: u32,
+    /// Time until the next attempt an `emit` would make.
+    pub next_attempt_in: Duration,
+}

@@ -1,0 +1,304 @@
+//! The HTTP sink: POSTs each event to a CloudEvents receiver in structured mode
+//! (`Content-Type: application/cloudevents+json`, the event JSON as the body), through
+//! the write-ahead spool so delivery is at-least-once and in order. 2xx is delivered;
+//! 408, 425, 429, 5xx and network errors are transient (retry with capped exponential
+//! backoff, honouring `Retry-After`); any other status is a permanent refusal and the
+//! event moves to the dead-letter directory. No proxy from the environment, no redirects,
+//! plain HTTP only (this build carries no TLS stack). This module does not build events.
+
+use super::Delivery;
+use super::spool::{Enqueued, Entry, Locked, Spool};
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Events delivered from the spool inside one `emit` before the rest is left for the
+/// next emit or `events flush`, so one task never waits on a long backlog.
+const EMIT_DRAIN_BATCH: usize = 256;
+/// Bytes of a refusal's response body kept for the dead-letter reason.
+const BODY_EXCERPT: u64 = 512;
+
+pub(crate) struct HttpSink {
+    name: String,
+    url: String,
+    agent: ureq::Agent,
+    spool: Spool,
+}
+
+impl std::fmt::Debug for HttpSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSink")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("spool", &self.spool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one POST went.
+#[derive(Debug)]
+enum Post {
+    Ok,
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    Permanent {
+        reason: String,
+    },
+}
+
+/// What one pass over the spool did.
+#[derive(Debug, Default)]
+struct Drained {
+    delivered: Vec<u64>,
+    dead: Vec<(u64, PathBuf, String)>,
+    /// Why the pass stopped early (the receiver is unavailable).
+    blocked: Option<String>,
+    /// Entries still queued after the pass.
+    pending: u64,
+}
+
+/// The result of `events flush` for one sink.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    pub sink: String,
+    pub delivered: u64,
+    pub dead_lettered: Vec<(PathBuf, String)>,
+    pub pending: u64,
+    /// Why events are still pending, if they are.
+    pub last_error: Option<String>,
+}
+
+impl HttpSink {
+    pub(crate) fn new(name: &str, url: &str, timeout: Duration, spool: Spool) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .user_agent(concat!("edge-runner/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Self {
+            name: name.to_owned(),
+            url: url.to_owned(),
+            agent,
+            spool,
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn spool(&self) -> &Spool {
+        &self.spool
+    }
+
+    /// Queues the event durably, then delivers the queue head first unless the retry
+    /// schedule says the receiver is still resting.
+    pub(crate) fn deliver(&self, json: &[u8]) -> Delivery {
+        let locked = match self.spool.lock() {
+            Ok(l) => l,
+            Err(e) => return self.direct(json, &e.to_string()),
+        };
+        let seq = match locked.enqueue(json) {
+            Ok(Enqueued::Queued { seq, .. }) => seq,
+            Ok(Enqueued::Full { dead_letter }) => {
+                let reason = format!("spool full; event moved to {}", dead_letter.display());
+                tracing::error!(sink = %self.name, path = %dead_letter.display(), "event spool is full; event dead-lettered");
+                return Delivery::DeadLettered {
+                    path: dead_letter,
+                    reason,
+                };
+            }
+            Err(e) => {
+                drop(locked);
+                return self.direct(json, &e.to_string());
+            }
+        };
+        let backoff = locked.backoff();
+        if backoff.next_attempt_ms > super::spool::now_ms() {
+            let pending = locked.entries().map_or(1, |e| e.len() as u64);
+            return Delivery::Spooled {
+                pending,
+                reason: format!(
+                    "receiver unavailable ({} failed attempts); next attempt in {} ms",
+                    backoff.failures,
+                    backoff.remaining().as_millis()
+                ),
+            };
+        }
+        let drained = self.drain(&locked, EMIT_DRAIN_BATCH);
+        if drained.delivered.contains(&seq) {
+            return Delivery::Delivered;
+        }
+        if let Some((_, path, reason)) = drained.dead.into_iter().find(|(s, _, _)| *s == seq) {
+            return Delivery::DeadLettered { path, reason };
+        }
+        Delivery::Spooled {
+            pending: drained.pending,
+            reason: drained
+                .blocked
+                .unwrap_or_else(|| "queued behind earlier events".to_owned()),
+        }
+    }
+
+    /// Delivers the whole spool, retrying with backoff until it is empty or `wait` has
+    /// passed. The first pass ignores the retry schedule: an operator asked for it.
+    pub(crate) fn flush(&self, wait: Duration) -> Result<FlushReport, super::spool::SpoolError> {
+        let deadline = Instant::now() + wait;
+        let mut report = FlushReport {
+            sink: format!("http:{}", self.name),
+            ..FlushReport::default()
+        };
+        loop {
+            let locked = self.spool.lock()?;
+            let d = self.drain(&locked, usize::MAX);
+            report.delivered += d.delivered.len() as u64;
+            report
+                .dead_lettered
+                .extend(d.dead.into_iter().map(|(_, p, r)| (p, r)));
+            report.pending = d.pending;
+            report.last_error = d.blocked;
+            if report.last_error.is_none() {
+                return Ok(report);
+            }
+            let rest = locked.backoff().remaining();
+            drop(locked);
+            if Instant::now() + rest > deadline {
+                return Ok(report);
+            }
+            std::thread::sleep(rest);
+        }
+    }
+
+    /// One pass: deliver from the head until the queue is empty, `max` events went, or
+    /// the receiver is unavailable.
+    fn drain(&self, locked: &Locked<'_>, max: usize) -> Drained {
+        let mut d = Drained::default();
+        let entries = match locked.entries() {
+            Ok(e) => e,
+            Err(e) => {
+                d.blocked = Some(e.to_string());
+                return d;
+            }
+        };
+        let total = entries.len();
+        let mut done = 0;
+        for entry in entries.iter().take(max) {
+            match self.send_entry(entry) {
+                Ok(Post::Ok) => {
+                    locked.record_success();
+                    if let Err(e) = locked.remove(entry) {
+                        // It will be delivered again: at-least-once, same id.
+                        tracing::error!(error = %e, "failed to remove a delivered event from the spool");
+                        d.blocked = Some(e.to_string());
+                        break;
+                    }
+                    d.delivered.push(entry.seq);
+                }
+                Ok(Post::Permanent { reason }) => match locked.dead_letter(entry, &reason) {
+                    Ok(path) => {
+                        tracing::error!(sink = %self.name, path = %path.display(), reason = %reason, "receiver refused an event for good; dead-lettered");
+                        d.dead.push((entry.seq, path, reason));
+                    }
+                    Err(e) => {
+                        d.blocked = Some(e.to_string());
+                        break;
+                    }
+                },
+                Ok(Post::Transient {
+                    reason,
+                    retry_after,
+                }) => {
+                    let b = locked.record_failure(retry_after);
+                    tracing::warn!(
+                        sink = %self.name,
+                        reason = %reason,
+                        failures = b.failures,
+                        retry_in_ms = b.remaining().as_millis() as u64,
+                        "event receiver unavailable; events stay spooled"
+                    );
+                    d.blocked = Some(reason);
+                    break;
+                }
+                Err(e) => {
+                    d.blocked = Some(e.to_string());
+                    break;
+                }
+            }
+            done += 1;
+        }
+        d.pending = (total - done) as u64;
+        d
+    }
+
+    fn send_entry(&self, entry: &Entry) -> Result<Post, super::spool::SpoolError> {
+        let body = std::fs::read(&entry.path).map_err(|source| super::spool::SpoolError::Io {
+            action: "read an entry of",
+            path: entry.path.clone(),
+            source,
+        })?;
+        Ok(self.post(&body))
+    }
+
+    /// Without a spool (it could not be written): one direct attempt, loudly.
+    fn direct(&self, json: &[u8], spool_error: &str) -> Delivery {
+        tracing::error!(sink = %self.name, error = %spool_error, "failed to spool an event; trying a direct delivery");
+        match self.post(json) {
+            Post::Ok => Delivery::Delivered,
+            Post::Transient { reason, .. } | Post::Permanent { reason } => Delivery::Failed {
+                error: format!(
+                    "failed to spool the event ({spool_error}) and to deliver it ({reason})"
+                ),
+            },
+        }
+    }
+
+    fn post(&self, json: &[u8]) -> Post {
+        let result = self
+            .agent
+            .post(&self.url)
+            .header(
+                "content-type",
+                "application/cloudevents+json; charset=utf-8",
+            )
+            .send(json);
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return Post::Transient {
+                    reason: format!("failed to reach {}: {e}", self.url),
+                    retry_after: None,
+                };
+            }
+        };
+        let status = response.status().as_u16();
+        if (200..300).contains(&status) {
+            return Post::Ok;
+        }
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut excerpt = Vec::new();
+        let _ = response
+            .body_mut()
+            .as_reader()
+            .take(BODY_EXCERPT)
+            .read_to_end(&mut excerpt);
+        let body = crate::jws::printable(&String::from_utf8_lossy(&excerpt));
+        let reason = format!("{} answered HTTP {status}: {body}", self.url);
+        match status {
+            408 | 425 | 429 | 500..=599 => Post::Transient {
+                reason,
+                retry_after,
+            },
+            _ => Post::Permanent { reason },
+        }
+    }
+}
