@@ -222,14 +222,24 @@ fn plugins_lists_the_builtins_with_their_digests() {
     let o = env.run(&["plugins", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let algs: Vec<&str> = list
+    let verifiers: Vec<&serde_json::Value> = list
         .as_array()
         .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "verifier")
+        .collect();
+    let algs: Vec<&str> = verifiers
         .iter()
         .map(|p| p["algorithm"].as_str().unwrap())
         .collect();
     assert_eq!(algs, ["ES256", "HS256"]);
-    for p in list.as_array().unwrap() {
+    let mappers = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "mapper");
+    assert_eq!(mappers.count(), 1, "the default mapper is listed");
+    for p in verifiers {
         assert_eq!(p["origin"], "builtin");
         // No ambient authority: the default plugins import nothing at all.
         assert_eq!(p["imports"], serde_json::json!([]), "{p}");

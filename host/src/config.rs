@@ -4,7 +4,7 @@
 //! only reads and checks the file; it opens nothing it names.
 
 use crate::plugins::{PinnedFile, PluginLimits};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -28,7 +28,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The verification key set (JWKS).
@@ -37,8 +37,12 @@ pub struct Config {
     /// The runner's state directory: replay store, plugin cache, event spool.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
-    /// The tool store (content-addressed blobs and their authorization index).
-    #[serde(default = "default_armory")]
+    /// The tool store (content-addressed blobs and their authorization index), as set in
+    /// the file; when absent, `<state_dir>/armory`.
+    #[serde(rename = "armory", default, skip_serializing)]
+    armory_setting: Option<PathBuf>,
+    /// The effective armory path (resolved after parsing; see [`Config::set_state_dir`]).
+    #[serde(skip_deserializing)]
     pub armory: PathBuf,
     #[serde(default)]
     pub plugins: PluginsConfig,
@@ -61,6 +65,7 @@ impl Default for Config {
         Self {
             keys: default_keys(),
             state_dir: default_state_dir(),
+            armory_setting: None,
             armory: default_armory(),
             plugins: PluginsConfig::default(),
             input: InputConfig::default(),
@@ -73,7 +78,7 @@ impl Default for Config {
 }
 
 /// `[plugins]`: limits for every plugin call and the per-algorithm overrides.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginsConfig {
     /// Fuel per plugin call.
@@ -123,7 +128,7 @@ impl PluginsConfig {
 }
 
 /// A plugin file and its required pin.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginFileConfig {
     pub path: PathBuf,
@@ -141,7 +146,7 @@ impl PluginFileConfig {
 }
 
 /// `[input]`: caps on the task as received.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
     /// Largest compact JWS accepted, bytes.
@@ -158,7 +163,7 @@ impl Default for InputConfig {
 }
 
 /// `[claims]`: how strictly manifest times are judged.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimsConfig {
     /// Tolerated difference between the signer's clock and this host's, seconds. Applied to
@@ -189,7 +194,7 @@ impl Default for ClaimsConfig {
 
 /// `[limits]`: the resource limits a task gets when its manifest names none, and the most
 /// a manifest may ask for.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Wall-clock timeout when the manifest names none, milliseconds.
@@ -306,12 +311,36 @@ impl Config {
 
     /// Parses configuration text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        config.armory = config
+            .armory_setting
+            .clone()
+            .unwrap_or_else(|| config.state_dir.join("armory"));
         config.check(path)?;
         Ok(config)
+    }
+
+    /// Re-checks the configuration after command-line overrides were applied.
+    pub fn check_effective(&self) -> Result<(), ConfigError> {
+        self.check(Path::new("<configuration with command-line overrides>"))
+    }
+
+    /// Moves the state directory (a `--state` flag); the armory follows it unless the
+    /// configuration names the armory explicitly.
+    pub fn set_state_dir(&mut self, dir: PathBuf) {
+        if self.armory_setting.is_none() {
+            self.armory = dir.join("armory");
+        }
+        self.state_dir = dir;
+    }
+
+    /// Sets the armory explicitly (an `--armory` flag).
+    pub fn set_armory(&mut self, dir: PathBuf) {
+        self.armory_setting = Some(dir.clone());
+        self.armory = dir;
     }
 
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
@@ -383,7 +412,11 @@ impl Config {
         // directory) and the state directory itself are masked inside the sandbox.
         let mut secrets = vec![self.keys.clone(), self.armory.clone()];
         secrets.extend(config_file.map(Path::to_path_buf));
-        self.sandbox.clone().with_runner(&self.state_dir, &secrets)
+        let mut policy = self.sandbox.clone().with_runner(&self.state_dir, &secrets);
+        policy.limits.timeout_ms = self.limits.default_timeout_ms;
+        policy.limits.memory_bytes = self.limits.default_memory_bytes;
+        policy.limits.output_bytes = self.limits.default_output_bytes;
+        policy
     }
 
     /// The compile cache directory, if caching is on.

@@ -21,6 +21,7 @@ pub mod json;
 pub mod jws;
 pub mod keys;
 pub mod manifest;
+pub mod pipeline;
 pub mod plugins;
 pub mod reason;
 pub mod replay;

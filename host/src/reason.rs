@@ -126,6 +126,8 @@ reasons! {
     /// The authorized bytes are not an executable tool (neither ELF nor a `#!` script with an
     /// absolute interpreter path).
     ToolNotExecutable = "tool_not_executable", Armory;
+    /// The runner failed to read the armory or copy the tool (I/O); the task did not run.
+    ArmoryFailed = "armory_failed", Armory;
     /// The requested sandbox backend is not available on this host.
     SandboxUnavailable = "sandbox_unavailable", Sandbox;
     /// AppArmor is required but not available on this host.
@@ -134,6 +136,9 @@ reasons! {
     SeccompUnavailable = "seccomp_unavailable", Sandbox;
     /// The sandbox came up with a posture other than the one requested.
     PostureMismatch = "posture_mismatch", Sandbox;
+    /// The runner failed to set up or supervise the sandbox (I/O, a crashed setup step);
+    /// the task did not run, or its result was lost.
+    SandboxFailed = "sandbox_failed", Sandbox;
 }
 
 impl fmt::Display for Reason {

@@ -8,6 +8,7 @@ mod events;
 mod keys;
 mod manifest;
 mod plugins;
+mod run;
 mod sandbox;
 mod verify;
 
@@ -38,7 +39,7 @@ impl From<Exit> for std::process::ExitCode {
     }
 }
 
-const EXIT_CODES_HELP: &str = "\
+pub(crate) const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  the task verified (run: the tool ran and exited 0)
   1  the tool ran and failed (non-zero exit, signal or timeout)
@@ -79,6 +80,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Run(run::RunArgs),
     Verify(verify::VerifyArgs),
     Events(events::EventsArgs),
     Plugins(plugins::PluginsArgs),
@@ -130,6 +132,7 @@ pub type CmdResult = Result<Exit, Failure>;
 
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
+        Command::Run(args) => run::run(&cli.global, args),
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Plugins(args) => plugins::run(&cli.global, args),
@@ -210,4 +213,27 @@ pub fn read_task(path: &std::path::Path, max: usize) -> Result<Vec<u8>, Failure>
         )
     })?;
     Ok(buf)
+}
+
+/// The configuration file in effect, if any: `--config`, `$EDGE_RUNNER_CONFIG`, or the
+/// default path when it exists.
+pub fn config_path(global: &Global) -> Option<PathBuf> {
+    global
+        .config
+        .clone()
+        .or_else(|| {
+            std::env::var_os(config::ENV_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .or_else(|| Some(PathBuf::from(config::DEFAULT_PATH)).filter(|p| p.exists()))
+}
+
+/// Writes `text` to stdout, mapping a write error to a runner failure.
+pub fn write_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write to stdout")))
 }

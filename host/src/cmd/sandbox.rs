@@ -3,7 +3,7 @@
 
 use super::{CmdResult, Exit, Failure, Global};
 use clap::{Args, Subcommand};
-use edge_runner::config::{self, Config};
+use edge_runner::config::Config;
 use edge_runner::sandbox::{
     self, BackendChoice, Executable, Launch, Outcome, Requirement, SandboxError, SandboxPolicy,
     support::{AppArmor, HostSupport},
@@ -99,21 +99,9 @@ pub fn run(global: &Global, args: SandboxArgs) -> CmdResult {
 }
 
 /// The configuration file in use, if any (the same choice as `load_config`).
-fn config_path(global: &Global) -> Option<PathBuf> {
-    global
-        .config
-        .clone()
-        .or_else(|| {
-            std::env::var_os(config::ENV_VAR)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .or_else(|| Some(PathBuf::from(config::DEFAULT_PATH)).filter(|p| p.exists()))
-}
-
 fn policy_for(global: &Global) -> Result<(Config, SandboxPolicy), Failure> {
     let config = super::load_config(global)?;
-    let path = config_path(global).and_then(|p| std::fs::canonicalize(p).ok());
+    let path = super::config_path(global).and_then(|p| std::fs::canonicalize(p).ok());
     let policy = config.sandbox_policy(path.as_deref());
     Ok((config, policy))
 }

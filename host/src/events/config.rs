@@ -32,7 +32,7 @@
 //! verifiers.
 
 use super::sinks::spool::SpoolLimits;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -40,7 +40,7 @@ use std::time::Duration;
 /// output.
 pub const MIN_EVENT_BYTES: usize = 4096;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
     /// The CloudEvents `source`: a URI naming this runner instance.
@@ -68,7 +68,7 @@ impl Default for EventsConfig {
 }
 
 /// One sink.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
     /// JSON lines on stdout.
@@ -96,7 +96,7 @@ pub enum SinkConfig {
 }
 
 /// `[events.spool]`: bounds of each HTTP sink's durable queue and its retry schedule.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpoolConfig {
     #[serde(default = "default_spool_events")]

@@ -88,21 +88,29 @@ impl std::str::FromStr for Requirement {
 /// Limits of one run. The policy holds the operator's defaults; a task's own limits (from
 /// its manifest, already checked against the operator's maxima) arrive in
 /// [`super::Launch::limits`].
+///
+/// The three limits a manifest may request (`timeout_ms`, `memory_bytes`, `output_bytes`)
+/// are configured once, in `[limits]` (defaults and maxima), and copied here by
+/// `Config::sandbox_policy`; `[sandbox.limits]` refuses them so that no second default can
+/// disagree with the first.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunLimits {
     /// Wall-clock limit from the moment the tool starts, milliseconds. At the limit the
     /// sandbox gets SIGTERM, then SIGKILL after `kill_grace_ms`.
+    #[serde(skip_deserializing)]
     pub timeout_ms: u64,
     /// Time between SIGTERM and SIGKILL of the whole sandbox on timeout, milliseconds.
     pub kill_grace_ms: u64,
     /// Memory cap of the sandbox (cgroup), bytes. With runsc it covers gVisor's own memory
     /// as well, plus `runsc_overhead_bytes` of the policy.
+    #[serde(skip_deserializing)]
     pub memory_bytes: u64,
     /// Address-space cap of each process (RLIMIT_AS), bytes.
     pub address_space_bytes: u64,
     /// Cap on the bytes kept from stdout, and separately from stderr. Bytes past the cap
     /// are counted and discarded.
+    #[serde(skip_deserializing)]
     pub output_bytes: u64,
     /// Processes (and threads) the tool may have at once (pids cgroup and RLIMIT_NPROC).
     pub max_processes: u64,

@@ -1,0 +1,167 @@
+//! `edge-runner run`: one signed task through the whole pipeline, its event emitted.
+
+use super::{CmdResult, Exit, Failure, Global};
+use clap::Args;
+use edge_runner::config::Config;
+use edge_runner::events::SinkConfig;
+use edge_runner::pipeline::{Mode, Runner, TaskReport, Verdict};
+use edge_runner::sandbox::{BackendChoice, Requirement, Termination};
+use std::path::PathBuf;
+
+/// Verify a signed task and run its tool in the sandbox.
+///
+/// Stages: signature (verifier plugins) -> manifest and claims -> nonce recorded -> tool
+/// resolved from the armory by digest -> sandbox -> one CloudEvent (completed or denied)
+/// to the configured sinks. Every refusal emits its denial event before exiting.
+///
+/// Example: edge-runner run --config /etc/edge-runner/config.toml task.jws
+#[derive(Debug, Args)]
+#[command(after_help = super::EXIT_CODES_HELP)]
+pub struct RunArgs {
+    /// The task: a file holding a compact JWS, or `-` for stdin.
+    #[arg(value_name = "TASK")]
+    pub task: PathBuf,
+    #[command(flatten)]
+    pub overrides: Overrides,
+    /// Do everything up to the launch, without consuming the nonce or emitting an event;
+    /// print the decision.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Flags that override the configuration for the paths a user changes most.
+#[derive(Debug, Args, Default)]
+pub struct Overrides {
+    /// The verification key set (JWKS).
+    #[arg(long, value_name = "JWKS")]
+    pub keys: Option<PathBuf>,
+    /// The armory directory.
+    #[arg(long, value_name = "DIR")]
+    pub armory: Option<PathBuf>,
+    /// The state directory (replay store, plugin cache, event spool).
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// The sandbox backend: native, runsc or auto.
+    #[arg(long, value_name = "BACKEND")]
+    pub sandbox: Option<BackendChoice>,
+    /// AppArmor: required, if-available or off (relaxing it is recorded in every event).
+    #[arg(long, value_name = "MODE")]
+    pub apparmor: Option<Requirement>,
+    /// Where events go: `stdout`, `file:PATH`, or an `http://` CloudEvents receiver.
+    #[arg(long, value_name = "SINK")]
+    pub events: Option<String>,
+}
+
+impl Overrides {
+    /// Applies the flags to `config`.
+    pub fn apply(&self, config: &mut Config) -> Result<(), Failure> {
+        if let Some(k) = &self.keys {
+            config.keys = k.clone();
+        }
+        if let Some(s) = &self.state {
+            config.set_state_dir(s.clone());
+        }
+        if let Some(a) = &self.armory {
+            config.set_armory(a.clone());
+        }
+        if let Some(b) = self.sandbox {
+            config.sandbox.backend = b;
+        }
+        if let Some(a) = self.apparmor {
+            config.sandbox.apparmor = a;
+        }
+        if let Some(e) = &self.events {
+            config.events.sinks = vec![parse_sink(e)?];
+        }
+        Ok(())
+    }
+}
+
+fn parse_sink(spec: &str) -> Result<SinkConfig, Failure> {
+    if spec == "stdout" {
+        return Ok(SinkConfig::Stdout);
+    }
+    if let Some(path) = spec.strip_prefix("file:") {
+        let template: SinkConfig =
+            toml::from_str(&format!("type = \"file\"\npath = {path:?}\n"))
+                .map_err(|e| Failure::Usage(anyhow::anyhow!("--events {spec}: {e}")))?;
+        return Ok(template);
+    }
+    if spec.starts_with("http://") || spec.starts_with("https://") {
+        let template: SinkConfig = toml::from_str(&format!("type = \"http\"\nurl = {spec:?}\n"))
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("--events {spec}: {e}")))?;
+        return Ok(template);
+    }
+    Err(Failure::Usage(anyhow::anyhow!(
+        "--events takes `stdout`, `file:PATH` or an `http://` URL, not {spec:?}"
+    )))
+}
+
+pub fn run(global: &Global, args: RunArgs) -> CmdResult {
+    let mut config = super::load_config(global)?;
+    args.overrides.apply(&mut config)?;
+    config
+        .check_effective()
+        .map_err(|e| Failure::Usage(e.into()))?;
+    let config_file = super::config_path(global).and_then(|p| std::fs::canonicalize(p).ok());
+    let task = super::read_task(&args.task, config.input.max_jws_bytes)?;
+    let runner =
+        Runner::open(&config, config_file.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
+    let mode = if args.dry_run {
+        Mode::DryRun
+    } else {
+        Mode::Run
+    };
+    let report = runner.run(&task, mode);
+    conclude(report)
+}
+
+/// Maps a task report to the exit-code table, reporting the event's fate loudly.
+pub fn conclude(report: TaskReport) -> CmdResult {
+    let task_id = report.task.task_id.clone().unwrap_or_else(|| "?".into());
+    tracing::info!(
+        task_id,
+        overhead_us = report.overhead.as_micros() as u64,
+        "task finished"
+    );
+    // An event that could not be delivered or spooled is a runner failure, whatever the
+    // task did: the result would otherwise be lost without anyone noticing.
+    if let Some(Err(e)) = &report.event {
+        return Err(Failure::Runner(anyhow::anyhow!(
+            "the task's event was not delivered or spooled: {e:#}"
+        )));
+    }
+    match report.verdict {
+        Verdict::Ran(outcome) => {
+            let status = match (outcome.timed_out, outcome.termination) {
+                (true, _) => format!("timed out after {} ms", outcome.wall_ms),
+                (false, Termination::Exited(0)) => return Ok(Exit::Ok),
+                (false, Termination::Exited(c)) => format!("exited with status {c}"),
+                (false, Termination::Signaled(s)) => format!("was killed by signal {s}"),
+            };
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("task {task_id}: the tool {status}");
+            }
+            Ok(Exit::ToolFailed)
+        }
+        Verdict::WouldRun { tool_sha256 } => {
+            let decision = serde_json::json!({
+                "decision": "would run",
+                "task_id": report.task.task_id,
+                "tenant_id": report.task.tenant_id,
+                "tool_sha256": tool_sha256,
+                "nonce": "checked, not recorded (dry run)",
+            });
+            super::write_stdout(&format!("{decision}\n"))?;
+            Ok(Exit::Ok)
+        }
+        Verdict::Denied(r) => Err(Failure::Denied(r)),
+        Verdict::Failed(r) => Err(Failure::Runner(anyhow::anyhow!(
+            "{} (stage {}): {}",
+            r.reason.code(),
+            r.stage(),
+            r.message
+        ))),
+    }
+}

@@ -1,0 +1,313 @@
+//! One task, end to end: the stages in order, each handing the next an already-checked
+//! value, and exactly one event per task out of the end.
+//!
+//! ```text
+//! bytes -> jws::parse -> SignatureVerifier::verify -> manifest::decode (claims)
+//!       -> ReplayStore::check_and_record -> Armory::resolve -> sandbox::run -> events
+//! ```
+//!
+//! Any stage that says no ends the task with a [`Refusal`]; the denial event carries its
+//! stage and reason code and whatever was known of the task by then. A runner failure
+//! (I/O, sandbox setup) is reported the same way with its own reason code, so the control
+//! plane always learns that the task did not run. This module owns the order of the
+//! stages only: it checks nothing itself.
+
+use crate::armory::{self, Armory};
+use crate::config::Config;
+use crate::events::{
+    CapturedOutput, Denial, Disposition, EmitReport, EventPipeline, EventsError, ExecutionRecord,
+    Outcome as EventOutcome, SandboxPosture, TaskContext, Termination as EventTermination,
+};
+use crate::jws::{self, JwsLimits};
+use crate::keys::KeySet;
+use crate::manifest::{self, CheckedManifest, ClaimPolicy};
+use crate::plugins::{CompileCache, PluginHost, Verifiers};
+use crate::reason::{Reason, Refusal};
+use crate::replay::ReplayStore;
+use crate::sandbox::{self, Executable, Launch, Outcome, SandboxPolicy, Termination};
+use crate::verify::SignatureVerifier;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Why the runner could not be set up. Configuration errors (exit 2), not task refusals.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Trust(#[from] crate::fsperm::PermError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeysError),
+    #[error(transparent)]
+    Plugins(#[from] crate::plugins::PluginError),
+    #[error("failed to open the armory {path}")]
+    Armory {
+        path: PathBuf,
+        #[source]
+        source: armory::ArmoryError,
+    },
+    #[error("failed to set up event delivery")]
+    Events(#[source] EventsError),
+}
+
+/// Run the tool, or stop just before launching it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The whole pipeline; the nonce is consumed and an event is emitted.
+    Run,
+    /// Everything up to the launch; the nonce is only checked, not recorded, and no event
+    /// is emitted (a dry run is an operator's check, not a task).
+    DryRun,
+}
+
+/// How a task ended.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The tool ran (whatever its exit status).
+    Ran(Box<Outcome>),
+    /// Dry run: every check passed; this tool would have run.
+    WouldRun { tool_sha256: String },
+    /// A stage refused the task.
+    Denied(Refusal),
+    /// The runner itself failed; the task did not run.
+    Failed(Refusal),
+}
+
+/// What happened to one task, and to its event.
+#[derive(Debug)]
+pub struct TaskReport {
+    pub verdict: Verdict,
+    /// What the runner knew of the task (for logs).
+    pub task: TaskContext,
+    /// The event's delivery, when one was emitted (never for a dry run).
+    pub event: Option<Result<EmitReport, EventsError>>,
+    /// Time spent in the runner's own stages, excluding the sandboxed run itself.
+    pub overhead: Duration,
+}
+
+/// Everything needed to run tasks, set up once.
+#[derive(Debug)]
+pub struct Runner {
+    verifier: SignatureVerifier,
+    claims: ClaimPolicy,
+    replay: ReplayStore,
+    armory: Armory,
+    scratch: PathBuf,
+    sandbox: SandboxPolicy,
+    events: EventPipeline,
+    jws_limits: JwsLimits,
+}
+
+impl Runner {
+    /// Loads plugins, keys, the armory, the replay store, the sandbox policy and the event
+    /// pipeline from `config` (`config_file` names the file for masking in the sandbox).
+    pub fn open(config: &Config, config_file: Option<&Path>) -> Result<Self, SetupError> {
+        let cache = config
+            .plugin_cache_dir()
+            .map(|d| CompileCache::at(&d))
+            .unwrap_or_else(CompileCache::disabled);
+        let host = PluginHost::new(config.plugins.limits(), cache)?;
+        let events = EventPipeline::new(config, &host).map_err(SetupError::Events)?;
+        let verifiers = Verifiers::load(host, &config.plugins.verifier_overrides())?;
+        crate::fsperm::check_trusted(&config.keys, "key set")?;
+        let keys = KeySet::load(&config.keys)?;
+        let verifier = SignatureVerifier::new(keys, verifiers)?;
+        let armory = Armory::open(&config.armory).map_err(|source| SetupError::Armory {
+            path: config.armory.clone(),
+            source,
+        })?;
+        Ok(Self {
+            verifier,
+            claims: ClaimPolicy::from_config(config),
+            replay: ReplayStore::new(&config.state_dir),
+            armory,
+            scratch: armory::scratch_dir(&config.state_dir),
+            sandbox: config.sandbox_policy(config_file),
+            events,
+            jws_limits: JwsLimits {
+                max_bytes: config.input.max_jws_bytes,
+                ..JwsLimits::default()
+            },
+        })
+    }
+
+    /// The sandbox policy tasks run under.
+    pub fn sandbox_policy(&self) -> &SandboxPolicy {
+        &self.sandbox
+    }
+
+    /// Runs one task (a compact JWS) through every stage and emits its event.
+    pub fn run(&self, task: &[u8], mode: Mode) -> TaskReport {
+        let started = Instant::now();
+        // The compact JWS itself: a file's trailing newline is not part of it.
+        let task = task.trim_ascii();
+        let mut ctx = TaskContext::received(task);
+        let mut in_sandbox = Duration::ZERO;
+        let verdict = match self.stages(task, mode, &mut ctx, &mut in_sandbox) {
+            Ok(v) => v,
+            Err(Stop::Denied(r)) => Verdict::Denied(r),
+            Err(Stop::Failed(r)) => Verdict::Failed(r),
+        };
+        let event = (mode == Mode::Run).then(|| {
+            let disposition = match &verdict {
+                Verdict::Ran(outcome) => Disposition::Completed(event_outcome(outcome)),
+                Verdict::Denied(r) | Verdict::Failed(r) => {
+                    Disposition::Denied(Denial::from(r.clone()))
+                }
+                // Unreachable in Run mode; a dry run emits nothing.
+                Verdict::WouldRun { .. } => Disposition::Denied(Denial {
+                    reason: Reason::SandboxFailed,
+                    message: "internal: dry-run verdict in run mode".into(),
+                }),
+            };
+            self.events.emit(&ExecutionRecord {
+                task: ctx.clone(),
+                disposition,
+            })
+        });
+        TaskReport {
+            verdict,
+            task: ctx,
+            event,
+            overhead: started.elapsed().saturating_sub(in_sandbox),
+        }
+    }
+
+    fn stages(
+        &self,
+        task: &[u8],
+        mode: Mode,
+        ctx: &mut TaskContext,
+        in_sandbox: &mut Duration,
+    ) -> Result<Verdict, Stop> {
+        let parsed = jws::parse(task, &self.jws_limits).map_err(Stop::Denied)?;
+        let verified = self.verifier.verify(parsed).map_err(Stop::Denied)?;
+        let manifest = manifest::decode(&verified, &self.claims, chrono::Utc::now())
+            .map_err(|e| Stop::Denied(e.to_refusal()))?;
+        fill_context(ctx, &manifest);
+
+        let replay = match mode {
+            Mode::Run => self.replay.check_and_record(&manifest, chrono::Utc::now()),
+            Mode::DryRun => self.replay.check(&manifest),
+        };
+        replay.map_err(|e| Stop::Denied(e.to_refusal()))?;
+
+        let tool = self
+            .armory
+            .resolve(manifest.tool(), &self.scratch)
+            .map_err(|e| match e.to_refusal() {
+                Some(r) => Stop::Denied(r),
+                None => Stop::Failed(Refusal::new(
+                    Reason::ArmoryFailed,
+                    format!("{:#}", anyhow_chain(&e)),
+                )),
+            })?;
+        if mode == Mode::DryRun {
+            return Ok(Verdict::WouldRun {
+                tool_sha256: tool.digest().to_owned(),
+            });
+        }
+
+        let file = tool.file().try_clone().map_err(|e| {
+            Stop::Failed(Refusal::new(
+                Reason::SandboxFailed,
+                format!("failed to hand the verified tool to the sandbox: {e}"),
+            ))
+        })?;
+        let mut limits = self.sandbox.limits.clone();
+        let requested = manifest.limits();
+        limits.timeout_ms = requested.timeout_ms;
+        limits.memory_bytes = requested.memory_bytes;
+        limits.output_bytes = requested.output_bytes;
+        let launch = Launch {
+            executable: Executable::new(file, tool.path().to_owned()),
+            args: manifest.args().to_vec(),
+            env: manifest.env().to_vec(),
+            stdin: manifest.stdin(),
+            limits,
+        };
+        let launched = Instant::now();
+        let result = sandbox::run(&self.sandbox, launch);
+        *in_sandbox = launched.elapsed();
+        // The private copy is removed when `tool` drops, after the run.
+        drop(tool);
+        match result {
+            Ok(outcome) => Ok(Verdict::Ran(Box::new(outcome))),
+            Err(e) => Err(match e.refusal() {
+                Some(r) => Stop::Denied(r),
+                None => Stop::Failed(Refusal::new(
+                    Reason::SandboxFailed,
+                    format!("{:#}", anyhow_chain(&e)),
+                )),
+            }),
+        }
+    }
+}
+
+/// Why the stages stopped early.
+enum Stop {
+    Denied(Refusal),
+    Failed(Refusal),
+}
+
+/// The error and its causes on one line, for a failure's message.
+fn anyhow_chain<E: std::error::Error + Send + Sync + 'static>(e: &E) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Copies what the verified manifest says about the task into the event context.
+fn fill_context(ctx: &mut TaskContext, m: &CheckedManifest) {
+    let t = m.task();
+    ctx.task_id = Some(t.task_id.clone());
+    ctx.tenant_id = Some(t.tenant_id.clone());
+    ctx.operator_id = t.operator_id.clone();
+    ctx.action = t.action.clone();
+    ctx.target_urn = m.target_urn().map(str::to_owned);
+    ctx.tool_sha256 = Some(m.tool().to_string());
+}
+
+/// The sandbox's outcome in the event record's terms (the same fields, one-to-one).
+fn event_outcome(o: &Outcome) -> EventOutcome {
+    let captured = |c: &sandbox::Captured| CapturedOutput {
+        bytes: c.bytes.clone(),
+        total_bytes: c.total_bytes,
+        truncated: c.truncated,
+    };
+    let p = &o.posture;
+    EventOutcome {
+        termination: match o.termination {
+            Termination::Exited(c) => EventTermination::Exited(c),
+            Termination::Signaled(s) => EventTermination::Signaled(s),
+        },
+        timed_out: o.timed_out,
+        stdout: captured(&o.stdout),
+        stderr: captured(&o.stderr),
+        wall_ms: o.wall_ms,
+        cpu_ms: o.cpu_ms,
+        peak_memory_bytes: o.peak_memory_bytes,
+        posture: SandboxPosture {
+            backend: p.backend.clone(),
+            namespaces: p.namespaces.clone(),
+            capabilities: p.capabilities.clone(),
+            seccomp: p.seccomp.clone(),
+            apparmor: p.apparmor.clone(),
+            network: p.network.clone(),
+            uid: p.uid,
+            gid: p.gid,
+            no_new_privs: p.no_new_privs,
+            read_only_root: p.read_only_root,
+        },
+    }
+}
+
+impl Verdict {
+    /// True when the tool ran and exited 0 within its time.
+    pub fn succeeded(&self) -> bool {
+        matches!(self, Verdict::Ran(o) if !o.timed_out && o.termination == Termination::Exited(0))
+    }
+}
