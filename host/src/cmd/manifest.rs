@@ -94,7 +94,11 @@ fn sign(config: &edge_runner::config::Config, s: SignArgs) -> CmdResult {
 }
 
 /// Sets nonce, issued_at and expires_at on the manifest object.
-fn fill(raw: &[u8], now: chrono::DateTime<chrono::Utc>, ttl: u64) -> Result<Vec<u8>, String> {
+pub(super) fn fill(
+    raw: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: u64,
+) -> Result<Vec<u8>, String> {
     let doc =
         edge_runner::json::parse_strict(raw, manifest::MAX_DEPTH).map_err(|e| e.to_string())?;
     let Value::Object(mut map) = doc else {

@@ -4,6 +4,7 @@
 
 mod apparmor;
 mod armory;
+mod demo;
 mod events;
 mod keys;
 mod manifest;
@@ -81,6 +82,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Run(run::RunArgs),
+    Demo(demo::DemoArgs),
     Verify(verify::VerifyArgs),
     Events(events::EventsArgs),
     Plugins(plugins::PluginsArgs),
@@ -133,6 +135,7 @@ pub type CmdResult = Result<Exit, Failure>;
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Demo(args) => demo::run(&cli.global, args),
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Plugins(args) => plugins::run(&cli.global, args),
