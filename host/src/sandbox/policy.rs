@@ -341,13 +341,20 @@ mod tests {
     #[test]
     fn parses_a_section_and_refuses_unknown_keys() {
         let p: SandboxPolicy = toml::from_str(
-            "backend = \"native\"\napparmor = \"if-available\"\n[limits]\ntimeout_ms = 5\n",
+            "backend = \"native\"\napparmor = \"if-available\"\n[limits]\nmax_processes = 5\n",
         )
         .unwrap();
         assert_eq!(p.backend, BackendChoice::Native);
         assert_eq!(p.apparmor, Requirement::IfAvailable);
-        assert_eq!(p.limits.timeout_ms, 5);
+        assert_eq!(p.limits.max_processes, 5);
         assert_eq!(p.limits.output_bytes, 1 << 20);
+        // The task limits live in [limits] of the main configuration, once.
+        for key in ["timeout_ms", "memory_bytes", "output_bytes"] {
+            let e = toml::from_str::<SandboxPolicy>(&format!("[limits]\n{key} = 5\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
         assert!(toml::from_str::<SandboxPolicy>("apparmour = \"off\"\n").is_err());
         assert!(toml::from_str::<SandboxPolicy>("[limits]\ntimeot_ms = 1\n").is_err());
         assert!(toml::from_str::<SandboxPolicy>("backend = \"docker\"\n").is_err());
