@@ -25,9 +25,28 @@ pub struct ArmoryArgs {
 #[derive(Debug, Subcommand)]
 pub enum ArmoryCommand {
     Add(AddArgs),
+    /// Authorize a tool to run, after re-hashing its stored bytes.
+    ///
+    /// A revoked tool cannot be authorized again; add the fixed build (a new digest).
+    ///
+    /// Example: edge-runner armory authorize sha256:HEX --by alice
     Authorize(StateArgs),
+    /// Revoke a tool, permanently: tasks naming its digest are refused as
+    /// digest_unauthorized.
+    ///
+    /// Example: edge-runner armory revoke sha256:HEX --by alice
     Revoke(StateArgs),
+    /// List the tools: digest, status (pending, authorized, revoked), size, added, name.
+    ///
+    /// Example: edge-runner armory list --json
     List(ListArgs),
+    /// Re-hash every stored tool and report damaged or orphaned blobs.
+    ///
+    /// Exit 0: every indexed tool is intact (orphans, left by an interrupted add, are
+    /// harmless); 3 (digest_mismatch): a tool's bytes changed; repair it with `armory add`
+    /// of the genuine file.
+    ///
+    /// Example: edge-runner armory verify
     Verify(ListArgs),
 }
 

@@ -30,13 +30,17 @@ pub enum EventsCommand {
         wait: u64,
     },
     /// Show each HTTP sink's spool: pending events, dead letters, retry schedule.
+    ///
+    /// Example: edge-runner events status --json
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Move dead-lettered events back into their spool (after fixing the cause), then
-    /// run `events flush`.
+    /// Move dead-lettered events back into their spool (after fixing the cause); deliver
+    /// them with `events flush`.
+    ///
+    /// Example: edge-runner events requeue && edge-runner events flush --wait 60
     Requeue,
     /// Check CloudEvents (structured JSON, one per line) against the CloudEvents v1.0
     /// rules and the configured size cap. Exits 2 if any line is invalid.

@@ -50,6 +50,8 @@ pub struct SignArgs {
 }
 
 /// Print the JSON Schema (draft 2020-12) of manifest version 1, with this runner's limits.
+///
+/// Example: edge-runner manifest schema > manifest-v1.schema.json
 #[derive(Debug, Args)]
 pub struct SchemaArgs {}
 
