@@ -209,7 +209,7 @@ pub struct LimitsConfig {
     /// Largest `limits.memory_bytes` a manifest may request.
     #[serde(default = "max_memory_bytes")]
     pub max_memory_bytes: u64,
-    /// Captured output (stdout + stderr) when the manifest names none, bytes.
+    /// Bytes kept from each of stdout and stderr (separately) when the manifest names none.
     #[serde(default = "default_output_bytes")]
     pub default_output_bytes: u64,
     /// Largest `limits.output_bytes` a manifest may request.
@@ -299,6 +299,14 @@ impl Config {
             source,
         };
         let meta = std::fs::metadata(path).map_err(read)?;
+        // The configuration pins plugins and names the key set: a file others can write
+        // is refused, as ssh refuses a loose config.
+        crate::fsperm::check_metadata(&meta, path, "configuration").map_err(|e| {
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }
+        })?;
         if meta.len() > MAX_CONFIG_BYTES {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -400,6 +408,13 @@ impl Config {
                      limits.max_{name} ({max})"
                 )));
             }
+        }
+        let min = crate::sandbox::policy::MIN_MEMORY_BYTES;
+        if l.default_memory_bytes < min {
+            return Err(invalid(format!(
+                "limits.default_memory_bytes is {}; the sandbox needs at least {min}",
+                l.default_memory_bytes
+            )));
         }
         Ok(())
     }

@@ -35,6 +35,11 @@ pub enum KeysError {
     },
     #[error("key set {path} is {size} bytes; the limit is {MAX_KEYSET_BYTES}")]
     TooLarge { path: PathBuf, size: u64 },
+    #[error(
+        "key set {path} holds shared HMAC secrets (kty \"oct\") but is readable by group or \
+         others (mode {mode:04o}); fix with: chmod 600 {path}"
+    )]
+    SecretReadable { path: PathBuf, mode: u32 },
     #[error("key set {path} is not a valid JWKS: {problem}")]
     Malformed { path: PathBuf, problem: String },
     #[error("key set {path}: key #{index} ({kid}) is refused: {problem}")]
@@ -89,7 +94,17 @@ impl KeySet {
             });
         }
         let bytes = std::fs::read(path).map_err(read)?;
-        Self::parse(&bytes, path)
+        let set = Self::parse(&bytes, path)?;
+        // An HMAC key set is a secret, like an ssh private key.
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o7777;
+        if set.iter().any(|k| k.kty == "oct") && mode & 0o077 != 0 {
+            return Err(KeysError::SecretReadable {
+                path: path.to_owned(),
+                mode,
+            });
+        }
+        Ok(set)
     }
 
     /// Parses a JWKS document; `source` names it in errors.
@@ -300,6 +315,34 @@ mod tests {
             assert!(err.contains(needle), "{doc}: {err}");
             assert!(err.contains("test.jwks"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_readable_hmac_key_set_is_refused_but_a_public_one_is_not() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let oct = dir.path().join("oct.json");
+        std::fs::write(
+            &oct,
+            r#"{"keys":[{"kty":"oct","kid":"a","alg":"HS256","k":"AAAA"}]}"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&oct, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = KeySet::load(&oct).unwrap_err().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&oct, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(KeySet::load(&oct).is_ok());
+        let ec = dir.path().join("ec.json");
+        std::fs::write(
+            &ec,
+            r#"{"keys":[{"kty":"EC","kid":"b","alg":"ES256","crv":"P-256","x":"AA","y":"AA"}]}"#,
+        )
+        .unwrap();
+        std::fs::set_permissions(&ec, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(
+            KeySet::load(&ec).is_ok(),
+            "public keys may be world-readable"
+        );
     }
 
     #[test]

@@ -38,12 +38,8 @@ pub enum SetupError {
     Keys(#[from] crate::keys::KeysError),
     #[error(transparent)]
     Plugins(#[from] crate::plugins::PluginError),
-    #[error("failed to open the armory {path}")]
-    Armory {
-        path: PathBuf,
-        #[source]
-        source: armory::ArmoryError,
-    },
+    #[error(transparent)]
+    Armory(armory::ArmoryError),
     #[error("failed to set up event delivery")]
     Events(#[source] EventsError),
 }
@@ -110,10 +106,7 @@ impl Runner {
         crate::fsperm::check_trusted(&config.keys, "key set")?;
         let keys = KeySet::load(&config.keys)?;
         let verifier = SignatureVerifier::new(keys, verifiers)?;
-        let armory = Armory::open(&config.armory).map_err(|source| SetupError::Armory {
-            path: config.armory.clone(),
-            source,
-        })?;
+        let armory = Armory::open(&config.armory).map_err(SetupError::Armory)?;
         Ok(Self {
             verifier,
             claims: ClaimPolicy::from_config(config),
@@ -140,6 +133,11 @@ impl Runner {
         // The compact JWS itself: a file's trailing newline is not part of it.
         let task = task.trim_ascii();
         let mut ctx = TaskContext::received(task);
+        if task.len() > self.jws_limits.max_bytes {
+            // Refused for its size: the event carries its digest, not megabytes of
+            // attacker-chosen bytes.
+            ctx.manifest_jws = None;
+        }
         let mut in_sandbox = Duration::ZERO;
         let verdict = match self.stages(task, mode, &mut ctx, &mut in_sandbox) {
             Ok(v) => v,
@@ -220,7 +218,7 @@ impl Runner {
         let launch = Launch {
             executable: Executable::new(file, tool.path().to_owned()),
             args: manifest.args().to_vec(),
-            env: manifest.env().to_vec(),
+            env: task_env(manifest.env()),
             stdin: manifest.stdin(),
             limits,
         };
@@ -240,6 +238,17 @@ impl Runner {
             }),
         }
     }
+}
+
+/// The runner's base environment, then the manifest's variables. A manifest may not set a
+/// base name (the manifest decoder refuses it), except `LANG`, which it may choose.
+fn task_env(requested: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = sandbox::base_env()
+        .into_iter()
+        .filter(|(k, _)| !requested.iter().any(|(r, _)| r == k))
+        .collect();
+    env.extend(requested.iter().cloned());
+    env
 }
 
 /// Why the stages stopped early.

@@ -5,6 +5,7 @@
 
 mod faults;
 mod isolation;
+mod profiles;
 
 use edge_runner::sandbox::{
     self, BackendChoice, Executable, Launch, Outcome, Requirement, RunLimits, SandboxPolicy,

@@ -39,7 +39,7 @@ pub struct DemoArgs {
 const SAMPLE_TOOL: &str = r#"#!/bin/sh
 echo "hello from the sandbox: uid=$(id -u) gid=$(id -g) args=$*"
 echo "parameters on stdin: $(cat)"
-echo "processes visible: $(ls /proc | grep -c "^[0-9]")"
+n=0; for p in /proc/[0-9]*; do n=$((n+1)); done; echo "processes visible: $n"
 echo "network interfaces: $(cat /proc/net/dev 2>/dev/null | tail -n +3 | cut -d: -f1 | tr -d ' ' | tr '\n' ' ')"
 touch /etc/owned 2>/dev/null && echo "root fs: writable" || echo "root fs: read-only"
 "#;
@@ -189,7 +189,12 @@ fn choose_sandbox(config: &mut Config, forced: Option<BackendChoice>) {
                           capabilities, no_new_privs, seccomp, rlimits) is the strongest here"
             .to_owned(),
     };
-    say(&format!("sandbox:     {backend:?} ({why})"));
+    let name = match backend {
+        BackendChoice::Runsc => "runsc (gVisor)",
+        BackendChoice::Native => "native",
+        BackendChoice::Auto => "auto",
+    };
+    say(&format!("sandbox:     {name}: {why}"));
     if let AppArmor::Unavailable(reason) = &host.apparmor {
         config.sandbox.apparmor = Requirement::IfAvailable;
         say(&format!(

@@ -164,21 +164,6 @@ fn private_copy(state_dir: &Path, program: &str) -> Result<(PrivateCopy, Executa
     Ok((copy, Executable::new(file, path)))
 }
 
-fn default_env() -> Vec<(String, String)> {
-    [
-        (
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ),
-        ("HOME", "/tmp"),
-        ("TMPDIR", "/tmp"),
-        ("LANG", "C.UTF-8"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
 fn sandbox_failure(e: SandboxError) -> Failure {
     match e.refusal() {
         Some(r) => Failure::Denied(r),
@@ -207,7 +192,7 @@ fn exec(global: &Global, args: ExecArgs) -> CmdResult {
     if let Some(m) = args.memory_bytes {
         limits.memory_bytes = m;
     }
-    let mut env = default_env();
+    let mut env = edge_runner::sandbox::base_env();
     for kv in &args.env {
         let (k, v) = kv
             .split_once('=')
@@ -317,7 +302,7 @@ fn trial(policy: &SandboxPolicy, state_dir: &Path) -> Result<String, SandboxErro
     let launch = Launch {
         executable,
         args: Vec::new(),
-        env: default_env(),
+        env: edge_runner::sandbox::base_env(),
         stdin: Vec::new(),
         limits: policy.limits.clone(),
     };

@@ -56,6 +56,15 @@ pub enum ManifestError {
         max: u64,
     },
     #[error(
+        "limits.{name} asks for {requested}, below the sandbox's minimum of {min}; ask for \
+         at least that much (or leave it out to get the runner's default)"
+    )]
+    LimitTooSmall {
+        name: &'static str,
+        requested: u64,
+        min: u64,
+    },
+    #[error(
         "the manifest expired at {expires_at} (now {now}, clock skew allowance {skew_secs} s); \
          request a freshly signed task"
     )]
@@ -91,7 +100,8 @@ impl ManifestError {
             | ManifestError::Unknown { .. }
             | ManifestError::Invalid { .. }
             | ManifestError::Version { .. }
-            | ManifestError::EnvForbidden { .. } => Reason::ManifestInvalid,
+            | ManifestError::EnvForbidden { .. }
+            | ManifestError::LimitTooSmall { .. } => Reason::ManifestInvalid,
             ManifestError::Digest { .. } => Reason::DigestInvalid,
             ManifestError::LimitExceeded { .. } => Reason::LimitsExceeded,
             ManifestError::Expired { .. } => Reason::ManifestExpired,
@@ -110,7 +120,8 @@ impl ManifestError {
             ManifestError::Version { .. } => Some("manifest_version".into()),
             ManifestError::EnvForbidden { name, .. } => Some(format!("env.{name}")),
             ManifestError::Digest { .. } => Some("tool_sha256".into()),
-            ManifestError::LimitExceeded { name, .. } => Some(format!("limits.{name}")),
+            ManifestError::LimitExceeded { name, .. }
+            | ManifestError::LimitTooSmall { name, .. } => Some(format!("limits.{name}")),
             ManifestError::Expired { .. } => Some("expires_at".into()),
             ManifestError::NotYetValid { .. } => Some("issued_at".into()),
             ManifestError::LifetimeTooLong { .. } => Some("expires_at".into()),

@@ -323,6 +323,15 @@ fn limits(v: Option<&Value>, policy: &LimitsConfig) -> Result<Limits, ManifestEr
     for (name, slot, max) in slots {
         let Some(v) = map.get(name) else { continue };
         let requested = fields::positive(v, &format!("limits.{name}"))?;
+        // A limit the sandbox cannot honour must be refused here, before the nonce is
+        // spent, not discovered at launch.
+        if name == "memory_bytes" && requested < crate::sandbox::policy::MIN_MEMORY_BYTES {
+            return Err(ManifestError::LimitTooSmall {
+                name,
+                requested,
+                min: crate::sandbox::policy::MIN_MEMORY_BYTES,
+            });
+        }
         if requested > max {
             return Err(ManifestError::LimitExceeded {
                 name,

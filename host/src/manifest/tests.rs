@@ -532,3 +532,12 @@ fn the_schema_names_exactly_the_decoded_fields() {
         json!(600_000)
     );
 }
+
+#[test]
+fn a_memory_limit_below_the_sandbox_minimum_is_refused_before_the_nonce_is_spent() {
+    let e = refused(&with(&["limits", "memory_bytes"], json!(1000)));
+    assert_eq!(e.reason(), Reason::ManifestInvalid);
+    assert_eq!(e.field().as_deref(), Some("limits.memory_bytes"));
+    assert!(e.to_string().contains("minimum"), "{e}");
+    assert!(check(&with(&["limits", "memory_bytes"], json!(8 << 20))).is_ok());
+}

@@ -81,7 +81,10 @@ pub enum PluginError {
         expected: String,
         actual: String,
     },
-    #[error("plugin {label} is not a valid WebAssembly component")]
+    #[error(
+        "failed to compile plugin {label}: it is not a valid WebAssembly component (or the \
+         host refused executable memory, e.g. under MemoryDenyWriteExecute)"
+    )]
     Compile {
         label: String,
         #[source]

@@ -259,7 +259,6 @@ impl Verifiers {
     ) -> Result<Self, PluginError> {
         let mut by_alg = BTreeMap::new();
         for builtin in embedded::VERIFIERS {
-            // Skip loading a default whose every algorithm is overridden.
             let plugin = host.load_verifier_bytes(PluginHost::builtin_bytes(builtin))?;
             let plugin = Arc::new(plugin);
             for a in &plugin.algorithms {

@@ -65,6 +65,24 @@ use crate::reason::Refusal;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
+/// The environment every tool starts from, before the manifest's own variables (which may
+/// not override these: see `manifest::env`). `HOME` and `TMPDIR` point at the private
+/// `/tmp`; `PATH` is the standard one of the sandbox root.
+pub fn base_env() -> Vec<(String, String)> {
+    [
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/tmp"),
+        ("TMPDIR", "/tmp"),
+        ("LANG", "C.UTF-8"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
 /// The verified executable a run executes.
 #[derive(Debug)]
 pub struct Executable {
@@ -200,7 +218,7 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
             &plan,
             launch,
             &run,
-            host.cgroups.as_ref(),
+            host.cgroups.as_ref().filter(|_| plan.cgroups),
             &state_dir,
         ),
         plan::Backend::Runsc { binary } => runsc::run(
@@ -209,7 +227,7 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
             binary,
             launch,
             &run,
-            host.cgroups.as_ref(),
+            host.cgroups.as_ref().filter(|_| plan.cgroups),
             &state_dir,
         ),
     };

@@ -34,6 +34,8 @@ pub struct Plan {
     pub apparmor_absent: &'static str,
     /// Native: install the seccomp filter. runsc: load the same rules inside gVisor.
     pub seccomp: bool,
+    /// Put the run in its own cgroups (process and memory caps, peak memory).
+    pub cgroups: bool,
 }
 
 impl Plan {
@@ -159,17 +161,61 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
         }
     };
 
+    let cgroups = match (policy.cgroups, &host.cgroups) {
+        (Requirement::Off, _) => false,
+        (_, Some(_)) => true,
+        (Requirement::IfAvailable, None) => {
+            tracing::warn!(
+                "cgroups (pids, memory) are unavailable: this run has per-process rlimits only \
+                 ([sandbox] cgroups = \"if-available\")"
+            );
+            false
+        }
+        (Requirement::Required, None) => {
+            return Err(refuse(
+                Reason::SandboxUnavailable,
+                "per-run cgroups are required (sandbox-wide process and memory caps) but the \
+                 pids and memory controllers are not both mounted and writable (cgroup v1 or v2); \
+                 mount them, or relax with [sandbox] cgroups = \"if-available\""
+                    .to_owned(),
+            ));
+        }
+    };
+
     Ok(Plan {
         backend,
         apparmor_profile,
         apparmor_absent,
         seccomp,
+        cgroups,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_cgroups_refuse_unless_relaxed() {
+        let mut h = host(AppArmor::Unavailable("none".into()), false);
+        h.cgroups = None;
+        let mut policy = SandboxPolicy {
+            backend: BackendChoice::Native,
+            apparmor: Requirement::IfAvailable,
+            ..SandboxPolicy::default()
+        };
+        let r = resolve(&policy, &h).unwrap_err();
+        assert_eq!(r.reason, Reason::SandboxUnavailable);
+        assert!(
+            r.message.contains("cgroups = \"if-available\""),
+            "{}",
+            r.message
+        );
+        policy.cgroups = Requirement::IfAvailable;
+        assert!(!resolve(&policy, &h).unwrap().cgroups);
+        policy.cgroups = Requirement::Off;
+        assert!(!resolve(&policy, &h).unwrap().cgroups);
+    }
 
     fn host(apparmor: AppArmor, runsc: bool) -> HostSupport {
         HostSupport {
@@ -178,7 +224,9 @@ mod tests {
             seccomp: Ok(()),
             user_namespaces: Ok(()),
             mount_api: Ok(()),
-            cgroups: None,
+            cgroups: Some(super::super::cgroup::Layout::V2 {
+                root: PathBuf::from("/sys/fs/cgroup"),
+            }),
             landlock_abi: None,
             root: true,
         }

@@ -147,7 +147,7 @@ impl RunLimits {
         if self.timeout_ms == 0 {
             return Err("timeout_ms must be positive".into());
         }
-        if self.memory_bytes < (8 << 20) || self.address_space_bytes < (8 << 20) {
+        if self.memory_bytes < MIN_MEMORY_BYTES || self.address_space_bytes < MIN_MEMORY_BYTES {
             return Err("memory_bytes and address_space_bytes must be at least 8 MiB".into());
         }
         if self.max_processes == 0 || self.open_files < 8 {
@@ -159,6 +159,10 @@ impl RunLimits {
         Ok(())
     }
 }
+
+/// The smallest memory (and address-space) limit a run can have: below it not even a
+/// shell starts. Manifests asking for less are refused before the nonce is spent.
+pub const MIN_MEMORY_BYTES: u64 = 8 << 20;
 
 /// The `[sandbox]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -172,6 +176,9 @@ pub struct SandboxPolicy {
     /// The native backend's seccomp filter. With runsc, gVisor intercepts every system call
     /// itself (posture `gvisor`); `required` also loads the same deny rules inside gVisor.
     pub seccomp: Requirement,
+    /// Per-run cgroups (pids and memory controllers): the sandbox-wide process and memory
+    /// caps and the peak-memory figure. Without them only per-process rlimits apply.
+    pub cgroups: Requirement,
     /// The profile the native backend's tool runs under.
     pub apparmor_profile: String,
     /// The profile the `runsc` process tree runs under (runsc ignores `apparmorProfile`).
@@ -232,6 +239,7 @@ impl Default for SandboxPolicy {
             backend: BackendChoice::Auto,
             apparmor: Requirement::Required,
             seccomp: Requirement::Required,
+            cgroups: Requirement::Required,
             apparmor_profile: "edge-runner-tool".into(),
             apparmor_runsc_profile: "edge-runner-runsc".into(),
             uid: 65534,

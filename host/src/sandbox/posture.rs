@@ -132,7 +132,12 @@ pub(crate) fn confirm(pid: Pid, expected: &Expected) -> Result<Vec<String>, Refu
         let theirs = fs::read_link(format!("/proc/{pid}/ns/{ns}"));
         match (ours, theirs) {
             (Ok(a), Ok(b)) if a != b => confirmed.push(kernel_to_posture_name(ns).to_owned()),
-            _ => return Err(mismatch(format!("the runner's own {ns} namespace"))),
+            (Ok(_), Ok(_)) => return Err(mismatch(format!("the runner's own {ns} namespace"))),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(mismatch(format!(
+                    "an unconfirmable {ns} namespace (reading its link failed: {e})"
+                )));
+            }
         }
     }
     let root = nix::sys::statvfs::statvfs(format!("/proc/{pid}/root").as_str())

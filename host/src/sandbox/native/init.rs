@@ -8,12 +8,15 @@
 //! 1. (clone3 already made the user, mount, pid, net, ipc and uts namespaces.)
 //!    Wait for the parent: it writes our uid/gid maps and moves us into the run's cgroup.
 //! 2. Enter a new cgroup namespace, rooted at that cgroup.
-//! 3. `setsid`: a new session with no controlling terminal, so no terminal to inject into.
+//! 3. `setsid`: a new session with no controlling terminal, so no terminal to inject into;
+//!    umask 022, whatever the runner's, so the view's modes are the planned ones.
 //! 4. Build the filesystem view (see `mounts`), all read-only but `/tmp`.
 //! 5. `pivot_root` into it and detach the old root entirely.
 //! 6. Set the hostname of the new uts namespace.
 //! 7. Ask for the AppArmor exec transition through a procfs handle checked to be procfs
-//!    (before no_new_privs, which would forbid entering a profile from unconfined).
+//!    (before no_new_privs: under no_new_privs the kernel allows only transitions to a
+//!    profile that is a subset of the current confinement, so ordering it first keeps the
+//!    pinned profile's rules in force whatever they are).
 //! 8. Resource limits (CPU, AS, NOFILE, NPROC, FSIZE, CORE=0).
 //! 9. Descriptors: stdio to 0-2, the tool to 3, the two sync pipes to 4-5 (close-on-exec);
 //!    every other inherited descriptor closed.
@@ -173,6 +176,10 @@ fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     expect(plan.sync_in, MSG_SETUP).at(Step::Wait)?;
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
     nix::unistd::setsid().map(drop).at(Step::Session)?;
+    // The runner's umask (077 under a hardened systemd unit) must not leak into the mount
+    // points and files of the view: the tool could not reach its own path. 022 also
+    // becomes the tool's umask, the conventional one.
+    nix::sys::stat::umask(Mode::from_bits_truncate(0o022));
     let tool = build_view(&plan.mounts).map_err(|(i, e)| (Step::Mounts, e, i))?;
     pivot(&plan.mounts.staging).at(Step::PivotRoot)?;
     nix::unistd::sethostname(plan.hostname).at(Step::Hostname)?;

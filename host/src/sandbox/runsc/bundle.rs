@@ -211,6 +211,7 @@ mod tests {
             apparmor_profile: apparmor.then(|| "edge-runner-runsc".to_owned()),
             apparmor_absent: "off",
             seccomp,
+            cgroups: true,
         };
         let masks = [
             Mask {
