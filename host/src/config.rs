@@ -300,13 +300,16 @@ impl Config {
         };
         let meta = std::fs::metadata(path).map_err(read)?;
         // The configuration pins plugins and names the key set: a file others can write
-        // is refused, as ssh refuses a loose config.
-        crate::fsperm::check_metadata(&meta, path, "configuration").map_err(|e| {
-            ConfigError::Invalid {
-                path: path.to_owned(),
-                message: e.to_string(),
-            }
-        })?;
+        // is refused, as ssh refuses a loose config. (Only regular files: `/dev/null` or
+        // a pipe from process substitution carry no stored state to tamper with.)
+        if meta.is_file() {
+            crate::fsperm::check_metadata(&meta, path, "configuration").map_err(|e| {
+                ConfigError::Invalid {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                }
+            })?;
+        }
         if meta.len() > MAX_CONFIG_BYTES {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -514,6 +517,21 @@ mod tests {
         let c = Config::parse(ok, Path::new("c.toml")).unwrap();
         assert_eq!(c.armory, PathBuf::from("/srv/armory"));
         assert_eq!(c.limits.max_timeout_ms, 1000);
+    }
+
+    #[test]
+    fn a_configuration_others_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.toml");
+        std::fs::write(&p, "").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(Config::load(&p).is_ok());
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("chmod go-w"), "{e}");
+        // Not a stored file: nothing to tamper with.
+        assert!(Config::load(Path::new("/dev/null")).is_ok());
     }
 
     #[test]

@@ -306,3 +306,33 @@ fn leftovers_of_a_killed_runner_are_swept_at_the_next_start() {
         );
     }
 }
+
+/// Regression (docs review): the runner's umask leaked into the sandbox view, so under a
+/// hardened `UMask=0077` the tool could not reach its own path.
+#[test]
+fn a_restrictive_runner_umask_does_not_hide_the_tool_from_itself() {
+    use std::os::unix::process::CommandExt as _;
+    require_root();
+    let world = World::new();
+    for backend in ["native", "runsc"] {
+        let mut cmd = cli(&world, &["--backend", backend, "--"]);
+        cmd.arg("/bin/echo").arg("reachable");
+        #[allow(unsafe_code)]
+        // SAFETY: umask is async-signal-safe and allocates nothing.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::umask(0o077);
+                Ok(())
+            });
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reachable");
+    }
+    world.assert_clean(BackendChoice::Native);
+}
