@@ -92,25 +92,26 @@ impl std::str::FromStr for Requirement {
 /// The three limits a manifest may request (`timeout_ms`, `memory_bytes`, `output_bytes`)
 /// are configured once, in `[limits]` (defaults and maxima), and copied here by
 /// `Config::sandbox_policy`; `[sandbox.limits]` refuses them so that no second default can
-/// disagree with the first.
+/// disagree with the first, and does not print them either (`config check` prints the
+/// configuration: these values would be placeholders there, and would not load back).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunLimits {
     /// Wall-clock limit from the moment the tool starts, milliseconds. At the limit the
     /// sandbox gets SIGTERM, then SIGKILL after `kill_grace_ms`.
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub timeout_ms: u64,
     /// Time between SIGTERM and SIGKILL of the whole sandbox on timeout, milliseconds.
     pub kill_grace_ms: u64,
     /// Memory cap of the sandbox (cgroup), bytes. With runsc it covers gVisor's own memory
     /// as well, plus `runsc_overhead_bytes` of the policy.
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub memory_bytes: u64,
     /// Address-space cap of each process (RLIMIT_AS), bytes.
     pub address_space_bytes: u64,
     /// Cap on the bytes kept from stdout, and separately from stderr. Bytes past the cap
     /// are counted and discarded.
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub output_bytes: u64,
     /// Processes (and threads) the tool may have at once (pids cgroup and RLIMIT_NPROC).
     pub max_processes: u64,
