@@ -13,6 +13,7 @@ on_both_backends!(
     a_tool_past_its_timeout_is_stopped_and_exits_1,
     a_dry_run_decides_without_consuming_the_nonce_or_emitting,
     a_dry_run_refuses_what_the_sandbox_would_refuse,
+    a_tool_that_cannot_start_is_a_runner_failure_with_an_event,
 );
 
 fn a_signed_task_runs_with_its_arguments_environment_and_parameters(backend: Backend) {
@@ -161,6 +162,50 @@ fn a_dry_run_refuses_what_the_sandbox_would_refuse(backend: Backend) {
     // Nothing was consumed: with the protection relaxed the task runs.
     assert_exit(&w.run(&task), 0);
     assert_eq!(w.only_event()["type"], COMPLETED);
+}
+
+/// The armory accepts a script whose interpreter the sandbox lacks; the launch fails, and
+/// that is the runner's failure (exit 4), reported by a denial event like a refusal.
+fn a_tool_that_cannot_start_is_a_runner_failure_with_an_event(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("orphan", "#!/nonexistent/interpreter\necho hi\n", true);
+    let task = w.sign(&w.manifest("t-orphan", &digest));
+    let o = w.run(&task);
+    assert_exit(&o, 4);
+    assert!(
+        stderr(&o).contains("error: sandbox_failed (stage sandbox)"),
+        "{}",
+        stderr(&o)
+    );
+    let event = w.only_event();
+    super::assert_denial_event(&event, &task, "sandbox_failed", "sandbox");
+    assert_linked(&event, "t-orphan", &digest);
+}
+
+#[test]
+fn a_task_can_arrive_on_stdin() {
+    use std::io::Write as _;
+    let w = World::new(Backend::Native);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let task = w.sign(&w.manifest("t-stdin", &digest));
+    let mut args = vec!["run".to_owned()];
+    args.extend(w.flags("if-available"));
+    args.push("-".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = w
+        .cmd(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&task).unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 0);
+    let event = w.only_event();
+    assert_eq!(event["type"], COMPLETED);
+    assert_received(&event, &task);
 }
 
 /// An event that cannot be written is a runner failure (exit 4), even though the tool
