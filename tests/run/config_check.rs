@@ -192,6 +192,18 @@ fn config_check_refuses_a_plugin_whose_pin_does_not_match() {
         err.contains("problem: plugins: ") && err.contains(&wrong) && err.contains(&actual),
         "{err}"
     );
+    // The event mapper is pinned the same way.
+    w.write_config(&format!(
+        "keys = \"keys.json\"\n[sandbox]\napparmor = \"if-available\"\n\
+         [plugins.mapper]\npath = {plugin:?}\nsha256 = \"{wrong}\"\n"
+    ));
+    let o = w.er(&["config", "check"]);
+    assert_exit(&o, 2);
+    let err = stderr(&o);
+    assert!(
+        err.contains("problem: plugins.mapper: ") && err.contains(&actual),
+        "{err}"
+    );
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::{CmdResult, Exit, Failure, Global};
 use clap::{Args, Subcommand};
 use edge_runner::armory::Armory;
 use edge_runner::config::{ClaimsConfig, Config};
-use edge_runner::events::SinkConfig;
+use edge_runner::events::{EventsError, SinkConfig};
 use edge_runner::keys::KeySet;
 use edge_runner::pipeline::{Runner, SetupError};
 use edge_runner::replay::ReplayStore;
@@ -170,7 +170,13 @@ fn check_loading(
         Ok(_) => (5, false),
         Err(e) => {
             let (stage, key, message) = match e {
-                SetupError::Events(e) => (0, "events", format!("{:#}", anyhow::Error::new(e))),
+                SetupError::Events(e) => {
+                    let key = match &e {
+                        EventsError::Mapper(_) => "plugins.mapper",
+                        _ => "events.sinks",
+                    };
+                    (0, key, format!("{:#}", anyhow::Error::new(e)))
+                }
                 SetupError::Plugins(e) => (1, "plugins", format!("{:#}", anyhow::Error::new(e))),
                 SetupError::Trust(e) => (2, "keys", format!("{:#}", anyhow::Error::new(e))),
                 SetupError::Keys(e) => (2, "keys", format!("{:#}", anyhow::Error::new(e))),

@@ -342,13 +342,24 @@ mod tests {
     #[test]
     fn parses_a_section_and_refuses_unknown_keys() {
         let p: SandboxPolicy = toml::from_str(
-            "backend = \"native\"\napparmor = \"if-available\"\n[limits]\ntimeout_ms = 5\n",
+            "backend = \"native\"\napparmor = \"if-available\"\n[limits]\nkill_grace_ms = 5\n",
         )
         .unwrap();
         assert_eq!(p.backend, BackendChoice::Native);
         assert_eq!(p.apparmor, Requirement::IfAvailable);
-        assert_eq!(p.limits.timeout_ms, 5);
+        assert_eq!(p.limits.kill_grace_ms, 5);
         assert_eq!(p.limits.output_bytes, 1 << 20);
+        // What a manifest may request is configured in the top-level [limits] only.
+        for key in ["timeout_ms", "memory_bytes", "output_bytes"] {
+            assert!(toml::from_str::<SandboxPolicy>(&format!("[limits]\n{key} = 5\n")).is_err());
+        }
+        // ...and not printed here either (it would not load back).
+        let printed = toml::to_string(&SandboxPolicy::default()).unwrap();
+        assert!(!printed.contains("timeout_ms"), "{printed}");
+        assert_eq!(
+            toml::from_str::<SandboxPolicy>(&printed).unwrap(),
+            SandboxPolicy::default()
+        );
         assert!(toml::from_str::<SandboxPolicy>("apparmour = \"off\"\n").is_err());
         assert!(toml::from_str::<SandboxPolicy>("[limits]\ntimeot_ms = 1\n").is_err());
         assert!(toml::from_str::<SandboxPolicy>("backend = \"docker\"\n").is_err());
