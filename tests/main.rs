@@ -20,6 +20,7 @@ mod jws_attacks;
 mod manifest;
 mod plugin_faults;
 mod replay;
+mod run;
 mod sandbox;
 mod task_kit;
 mod vectors;

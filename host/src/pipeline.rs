@@ -24,6 +24,7 @@ use crate::manifest::{self, CheckedManifest, ClaimPolicy};
 use crate::plugins::{CompileCache, PluginHost, Verifiers};
 use crate::reason::{Reason, Refusal};
 use crate::replay::ReplayStore;
+use crate::sandbox::support::HostSupport;
 use crate::sandbox::{self, Executable, Launch, Outcome, SandboxPolicy, Termination};
 use crate::verify::SignatureVerifier;
 use std::path::{Path, PathBuf};
@@ -199,6 +200,11 @@ impl Runner {
                 )),
             })?;
         if mode == Mode::DryRun {
+            // "Would run" must hold on this host: make the decision `sandbox::run` makes
+            // first (a required protection the host lacks refuses the task), or a dry run
+            // would approve a task its real run refuses.
+            let host = HostSupport::probe(self.sandbox.runsc_path.as_deref());
+            sandbox::plan::resolve(&self.sandbox, &host).map_err(Stop::Denied)?;
             return Ok(Verdict::WouldRun {
                 tool_sha256: tool.digest().to_owned(),
             });

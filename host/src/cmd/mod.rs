@@ -4,6 +4,7 @@
 
 mod apparmor;
 mod armory;
+mod config;
 mod demo;
 mod events;
 mod keys;
@@ -14,7 +15,7 @@ mod sandbox;
 mod verify;
 
 use clap::{Args, Parser, Subcommand};
-use edge_runner::config::{self, Config};
+use edge_runner::config::Config;
 use edge_runner::reason::Refusal;
 use std::path::PathBuf;
 
@@ -91,6 +92,7 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     Apparmor(apparmor::AppArmorArgs),
     Armory(armory::ArmoryArgs),
+    Config(config::ConfigArgs),
 }
 
 /// Why a command did not succeed.
@@ -144,6 +146,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Armory(args) => armory::run(&cli.global, args),
         Command::Sandbox(args) => sandbox::run(&cli.global, args),
         Command::Apparmor(args) => apparmor::run(args),
+        Command::Config(args) => config::run(&cli.global, args),
     }
 }
 
@@ -169,14 +172,14 @@ pub fn init_logging(global: &Global) {
 /// path when it exists; otherwise the built-in defaults.
 pub fn load_config(global: &Global) -> Result<Config, Failure> {
     let explicit = global.config.clone().or_else(|| {
-        std::env::var_os(config::ENV_VAR)
+        std::env::var_os(edge_runner::config::ENV_VAR)
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
     let path = match explicit {
         Some(p) => p,
         None => {
-            let p = PathBuf::from(config::DEFAULT_PATH);
+            let p = PathBuf::from(edge_runner::config::DEFAULT_PATH);
             if !p.exists() {
                 return Ok(Config::default());
             }
@@ -225,11 +228,11 @@ pub fn config_path(global: &Global) -> Option<PathBuf> {
         .config
         .clone()
         .or_else(|| {
-            std::env::var_os(config::ENV_VAR)
+            std::env::var_os(edge_runner::config::ENV_VAR)
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         })
-        .or_else(|| Some(PathBuf::from(config::DEFAULT_PATH)).filter(|p| p.exists()))
+        .or_else(|| Some(PathBuf::from(edge_runner::config::DEFAULT_PATH)).filter(|p| p.exists()))
 }
 
 /// Writes `text` to stdout, mapping a write error to a runner failure.

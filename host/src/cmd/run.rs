@@ -53,6 +53,16 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// True when any flag is given.
+    pub fn any(&self) -> bool {
+        self.keys.is_some()
+            || self.armory.is_some()
+            || self.state.is_some()
+            || self.sandbox.is_some()
+            || self.apparmor.is_some()
+            || self.events.is_some()
+    }
+
     /// Applies the flags to `config`.
     pub fn apply(&self, config: &mut Config) -> Result<(), Failure> {
         if let Some(k) = &self.keys {

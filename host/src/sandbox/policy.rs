@@ -92,25 +92,26 @@ impl std::str::FromStr for Requirement {
 /// The three limits a manifest may request (`timeout_ms`, `memory_bytes`, `output_bytes`)
 /// are configured once, in `[limits]` (defaults and maxima), and copied here by
 /// `Config::sandbox_policy`; `[sandbox.limits]` refuses them so that no second default can
-/// disagree with the first.
+/// disagree with the first, and does not print them either (`config check` prints the
+/// configuration: these values would be placeholders there, and would not load back).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunLimits {
     /// Wall-clock limit from the moment the tool starts, milliseconds. At the limit the
     /// sandbox gets SIGTERM, then SIGKILL after `kill_grace_ms`.
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub timeout_ms: u64,
     /// Time between SIGTERM and SIGKILL of the whole sandbox on timeout, milliseconds.
     pub kill_grace_ms: u64,
     /// Memory cap of the sandbox (cgroup), bytes. With runsc it covers gVisor's own memory
     /// as well, plus `runsc_overhead_bytes` of the policy.
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub memory_bytes: u64,
     /// Address-space cap of each process (RLIMIT_AS), bytes.
     pub address_space_bytes: u64,
     /// Cap on the bytes kept from stdout, and separately from stderr. Bytes past the cap
     /// are counted and discarded.
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub output_bytes: u64,
     /// Processes (and threads) the tool may have at once (pids cgroup and RLIMIT_NPROC).
     pub max_processes: u64,
@@ -349,20 +350,24 @@ mod tests {
     #[test]
     fn parses_a_section_and_refuses_unknown_keys() {
         let p: SandboxPolicy = toml::from_str(
-            "backend = \"native\"\napparmor = \"if-available\"\n[limits]\nmax_processes = 5\n",
+            "backend = \"native\"\napparmor = \"if-available\"\n[limits]\nkill_grace_ms = 5\n",
         )
         .unwrap();
         assert_eq!(p.backend, BackendChoice::Native);
         assert_eq!(p.apparmor, Requirement::IfAvailable);
-        assert_eq!(p.limits.max_processes, 5);
+        assert_eq!(p.limits.kill_grace_ms, 5);
         assert_eq!(p.limits.output_bytes, 1 << 20);
-        // The task limits live in [limits] of the main configuration, once.
+        // What a manifest may request is configured in the top-level [limits] only.
         for key in ["timeout_ms", "memory_bytes", "output_bytes"] {
-            let e = toml::from_str::<SandboxPolicy>(&format!("[limits]\n{key} = 5\n"))
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains(key), "{e}");
+            assert!(toml::from_str::<SandboxPolicy>(&format!("[limits]\n{key} = 5\n")).is_err());
         }
+        // ...and not printed here either (it would not load back).
+        let printed = toml::to_string(&SandboxPolicy::default()).unwrap();
+        assert!(!printed.contains("timeout_ms"), "{printed}");
+        assert_eq!(
+            toml::from_str::<SandboxPolicy>(&printed).unwrap(),
+            SandboxPolicy::default()
+        );
         assert!(toml::from_str::<SandboxPolicy>("apparmour = \"off\"\n").is_err());
         assert!(toml::from_str::<SandboxPolicy>("[limits]\ntimeot_ms = 1\n").is_err());
         assert!(toml::from_str::<SandboxPolicy>("backend = \"docker\"\n").is_err());

@@ -1,0 +1,237 @@
+//! Tasks that run: success, a failing tool, a timeout, a dry run, and an event that
+//! cannot be delivered. Issue 6, "Tests".
+
+use super::{
+    Backend, COMPLETED, ECHO_TOOL, World, assert_exit, assert_linked, assert_received,
+    assert_refused, stderr, stdout,
+};
+use serde_json::json;
+
+on_both_backends!(
+    a_signed_task_runs_with_its_arguments_environment_and_parameters,
+    a_failing_tool_exits_1_with_a_failed_event,
+    a_tool_past_its_timeout_is_stopped_and_exits_1,
+    a_dry_run_decides_without_consuming_the_nonce_or_emitting,
+    a_dry_run_refuses_what_the_sandbox_would_refuse,
+    a_tool_that_cannot_start_is_a_runner_failure_with_an_event,
+);
+
+fn a_signed_task_runs_with_its_arguments_environment_and_parameters(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let mut m = w.manifest("t-ok", &digest);
+    m["args"] = json!(["--flag", "two words", "x;y"]);
+    m["env"] = json!({"GREETING": "hello"});
+    m["parameters"] = json!({"who": "world", "n": [1, 2]});
+    let task = w.sign(&m);
+    let o = w.run(&task);
+    assert_exit(&o, 0);
+    assert!(o.stdout.is_empty(), "events go to the file: {}", stdout(&o));
+
+    let event = w.only_event();
+    assert_eq!(event["type"], COMPLETED, "{event:#}");
+    assert_linked(&event, "t-ok", &digest);
+    assert_received(&event, &task);
+    let d = &event["data"];
+    assert_eq!(d["status"], "succeeded", "{event:#}");
+    assert_eq!(d["exit_code"], 0);
+    assert_eq!(d["timed_out"], false);
+    assert_eq!(d["sandbox"]["backend"], backend.name(), "{event:#}");
+    assert_eq!(d["sandbox"]["apparmor"], "unavailable", "{event:#}");
+    assert_eq!(d["sandbox"]["no_new_privs"], true);
+    let out = d["stdout"].as_str().unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    // Each argument arrived whole, in order.
+    assert_eq!(
+        &lines[..3],
+        ["arg=[--flag]", "arg=[two words]", "arg=[x;y]"],
+        "{out}"
+    );
+    assert!(lines.contains(&"env GREETING=[hello]"), "{out}");
+    assert!(lines.contains(&"uid=65534"), "{out}");
+    // The parameters arrived on stdin, as JSON.
+    let stdin = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("stdin="))
+        .unwrap_or_else(|| panic!("no stdin line: {out}"));
+    let params: serde_json::Value = serde_json::from_str(stdin).unwrap();
+    assert_eq!(params, json!({"who": "world", "n": [1, 2]}));
+}
+
+fn a_failing_tool_exits_1_with_a_failed_event(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool(
+        "fail",
+        "#!/bin/sh\necho partial\necho oops >&2\nexit 7\n",
+        true,
+    );
+    let task = w.sign(&w.manifest("t-fail", &digest));
+    let o = w.run(&task);
+    assert_exit(&o, 1);
+    assert!(
+        stderr(&o).contains("task t-fail: the tool exited with status 7"),
+        "{}",
+        stderr(&o)
+    );
+    let event = w.only_event();
+    assert_eq!(event["type"], COMPLETED, "{event:#}");
+    assert_linked(&event, "t-fail", &digest);
+    let d = &event["data"];
+    assert_eq!(d["status"], "failed", "{event:#}");
+    assert_eq!(d["exit_code"], 7, "{event:#}");
+    assert_eq!(d["timed_out"], false);
+    assert_eq!(d["stdout"], "partial\n");
+    assert_eq!(d["stderr"], "oops\n");
+}
+
+fn a_tool_past_its_timeout_is_stopped_and_exits_1(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("slow", "#!/bin/sh\necho started\nexec sleep 60\n", true);
+    let mut m = w.manifest("t-slow", &digest);
+    m["limits"] = json!({"timeout_ms": 1500});
+    let task = w.sign(&m);
+    let started = std::time::Instant::now();
+    let o = w.run(&task);
+    let took = started.elapsed();
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
+    assert!(
+        took < std::time::Duration::from_secs(20),
+        "a 1.5 s timeout took {took:?}"
+    );
+    let event = w.only_event();
+    assert_eq!(event["type"], COMPLETED, "{event:#}");
+    assert_linked(&event, "t-slow", &digest);
+    let d = &event["data"];
+    assert_eq!(d["timed_out"], true, "{event:#}");
+    assert_eq!(d["status"], "timed_out", "{event:#}");
+    assert!(d["exit_code"].is_null(), "killed, not exited: {event:#}");
+    assert!(d["signal"].is_u64(), "{event:#}");
+    assert!(d["wall_ms"].as_u64().unwrap() >= 1500, "{event:#}");
+    assert_eq!(d["stdout"], "started\n");
+}
+
+fn a_dry_run_decides_without_consuming_the_nonce_or_emitting(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let task = w.sign(&w.manifest("t-dry", &digest));
+    let o = w.run_with(&task, "if-available", &["--dry-run"]);
+    assert_exit(&o, 0);
+    let decision: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("the decision is JSON ({e}): {}", stdout(&o)));
+    assert_eq!(decision["decision"], "would run", "{decision}");
+    assert_eq!(decision["task_id"], "t-dry");
+    assert_eq!(decision["tenant_id"], "acme");
+    assert_eq!(decision["tool_sha256"], digest.as_str());
+    assert!(w.events().is_empty(), "a dry run emits no event");
+    // Twice: still nothing recorded.
+    assert_exit(&w.run_with(&task, "if-available", &["--dry-run"]), 0);
+
+    // The nonce is still fresh: the real run runs.
+    let o = w.run(&task);
+    assert_exit(&o, 0);
+    let event = w.only_event();
+    assert_eq!(event["type"], COMPLETED);
+    assert_linked(&event, "t-dry", &digest);
+
+    // Now it is consumed, and a dry run says so, still without an event.
+    let o = w.run_with(&task, "if-available", &["--dry-run"]);
+    assert_refused(&o, "replayed_nonce", "replay");
+    assert_eq!(w.events().len(), 1, "a dry run emits no event");
+}
+
+/// Regression (found by these tests): a dry run stopped after the armory and answered
+/// "would run" for a task the sandbox stage then refused (AppArmor required on a kernel
+/// without it, runsc missing).
+fn a_dry_run_refuses_what_the_sandbox_would_refuse(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let task = w.sign(&w.manifest("t-dry-refused", &digest));
+    let o = w.run_with(&task, "required", &["--dry-run"]);
+    assert_refused(&o, "apparmor_unavailable", "sandbox");
+    if backend == Backend::Runsc {
+        w.write_config(&format!(
+            "[sandbox]\nrunsc_path = {:?}\n",
+            w.path("no-such-runsc").to_str().unwrap()
+        ));
+        let o = w.run_with(&task, "if-available", &["--dry-run"]);
+        assert_refused(&o, "sandbox_unavailable", "sandbox");
+        w.write_config("");
+    }
+    assert!(w.events().is_empty(), "a dry run emits no event");
+    // Nothing was consumed: with the protection relaxed the task runs.
+    assert_exit(&w.run(&task), 0);
+    assert_eq!(w.only_event()["type"], COMPLETED);
+}
+
+/// The armory accepts a script whose interpreter the sandbox lacks; the launch fails, and
+/// that is the runner's failure (exit 4), reported by a denial event like a refusal.
+fn a_tool_that_cannot_start_is_a_runner_failure_with_an_event(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("orphan", "#!/nonexistent/interpreter\necho hi\n", true);
+    let task = w.sign(&w.manifest("t-orphan", &digest));
+    let o = w.run(&task);
+    assert_exit(&o, 4);
+    assert!(
+        stderr(&o).contains("error: sandbox_failed (stage sandbox)"),
+        "{}",
+        stderr(&o)
+    );
+    let event = w.only_event();
+    super::assert_denial_event(&event, &task, "sandbox_failed", "sandbox");
+    assert_linked(&event, "t-orphan", &digest);
+}
+
+#[test]
+fn a_task_can_arrive_on_stdin() {
+    use std::io::Write as _;
+    let w = World::new(Backend::Native);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let task = w.sign(&w.manifest("t-stdin", &digest));
+    let mut args = vec!["run".to_owned()];
+    args.extend(w.flags("if-available"));
+    args.push("-".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = w
+        .cmd(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let bytes = std::fs::read(&task).unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_exit(&o, 0);
+    let event = w.only_event();
+    assert_eq!(event["type"], COMPLETED);
+    assert_received(&event, &task);
+}
+
+/// An event that cannot be written is a runner failure (exit 4), even though the tool
+/// ran: otherwise the result would be lost without anyone noticing.
+#[test]
+fn an_undeliverable_event_is_a_runner_failure() {
+    let w = World::new(Backend::Native);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let task = w.sign(&w.manifest("t-lost", &digest));
+    let missing = w.path("no-such-dir/events.jsonl");
+    let o = w.er(&[
+        "run",
+        "--keys",
+        "keys.json",
+        "--sandbox",
+        "native",
+        "--apparmor",
+        "if-available",
+        "--events",
+        &format!("file:{}", missing.display()),
+        task.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 4);
+    let err = stderr(&o);
+    assert!(
+        err.contains("event was not delivered") && err.contains("no-such-dir"),
+        "{err}"
+    );
+}
