@@ -180,10 +180,8 @@ fn check_loading(
                 SetupError::Plugins(e) => (1, "plugins", format!("{:#}", anyhow::Error::new(e))),
                 SetupError::Trust(e) => (2, "keys", format!("{:#}", anyhow::Error::new(e))),
                 SetupError::Keys(e) => (2, "keys", format!("{:#}", anyhow::Error::new(e))),
-                // The source names the path already.
-                SetupError::Armory { source, .. } => {
-                    (3, "armory", format!("{:#}", anyhow::Error::new(source)))
-                }
+                // The error names the path already.
+                SetupError::Armory(e) => (3, "armory", format!("{:#}", anyhow::Error::new(e))),
             };
             problems.push(Problem { key, message });
             (stage, stage == 3)
