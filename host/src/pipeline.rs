@@ -199,6 +199,7 @@ impl Runner {
                     format!("{:#}", anyhow_chain(&e)),
                 )),
             })?;
+        self.check_interpreter(&tool).map_err(Stop::Denied)?;
         if mode == Mode::DryRun {
             // "Would run" must hold on this host: make the decision `sandbox::run` makes
             // first (a required protection the host lacks refuses the task), or a dry run
@@ -255,6 +256,35 @@ fn task_env(requested: &[(String, String)]) -> Vec<(String, String)> {
         .collect();
     env.extend(requested.iter().cloned());
     env
+}
+
+impl Runner {
+    /// A script whose interpreter is not in the sandbox's root would fail at exec with a
+    /// bare ENOENT; refuse it here with the reason instead.
+    fn check_interpreter(&self, tool: &armory::ResolvedTool) -> Result<(), Refusal> {
+        use std::os::unix::fs::FileExt as _;
+        let mut head = [0u8; 256];
+        let n = tool.file().read_at(&mut head, 0).unwrap_or(0);
+        let Some(interpreter) = armory::interpreter(&head[..n]) else {
+            return Ok(());
+        };
+        let inside = self
+            .sandbox
+            .rootfs
+            .join(interpreter.strip_prefix("/").unwrap_or(&interpreter));
+        if inside.is_file() {
+            return Ok(());
+        }
+        Err(Refusal::new(
+            Reason::ToolNotExecutable,
+            format!(
+                "the tool is a script for {}, which does not exist in the sandbox's root ({}); \
+                 install the interpreter there, or ship the tool as an ELF executable",
+                interpreter.display(),
+                self.sandbox.rootfs.display()
+            ),
+        ))
+    }
 }
 
 /// Why the stages stopped early.

@@ -21,6 +21,7 @@ on_both_backends!(
     a_replayed_task_is_refused_the_second_time,
     an_unknown_digest_is_refused,
     an_unauthorized_digest_is_refused,
+    a_script_whose_interpreter_is_missing_is_refused_before_launch,
     a_tampered_blob_is_refused_as_digest_mismatch,
     required_apparmor_on_a_kernel_without_it_is_refused,
 );
@@ -189,6 +190,23 @@ fn an_unauthorized_digest_is_refused(backend: Backend) {
     let event = w.only_event();
     assert_denial_event(&event, &task, "digest_unauthorized", "armory");
     assert_linked(&event, "t-unauthorized", &digest);
+}
+
+/// Regression (e2e review): a script for an interpreter the sandbox root lacks used to fail
+/// at exec with a bare ENOENT (exit 4); it is refused with the reason instead.
+fn a_script_whose_interpreter_is_missing_is_refused_before_launch(backend: Backend) {
+    let (w, _) = world_with_tool(backend);
+    let digest = w.add_tool("needs-ruby", "#!/opt/nowhere/ruby -w\nputs 1\n", true);
+    let task = w.sign(&w.manifest("t-interp", &digest));
+    let o = w.run(&task);
+    assert_refused(&o, "tool_not_executable", "armory");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/opt/nowhere/ruby"),
+        "names the interpreter"
+    );
+    let event = w.only_event();
+    assert_denial_event(&event, &task, "tool_not_executable", "armory");
+    assert_linked(&event, "t-interp", &digest);
 }
 
 fn blob_path(w: &World, digest: &str) -> PathBuf {

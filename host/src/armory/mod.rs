@@ -222,6 +222,17 @@ pub(crate) fn check_executable(head: &[u8], what: &str) -> Result<(), ArmoryErro
     }
 }
 
+/// The interpreter a `#!` script names (the first word after `#!`), if `head` is one.
+pub fn interpreter(head: &[u8]) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let rest = head.strip_prefix(b"#!")?;
+    let line = rest.split(|&b| b == b'\n').next()?;
+    let word = line
+        .split(|&b| b == b' ' || b == b'\t')
+        .find(|w| !w.is_empty())?;
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(word)))
+}
+
 /// A tool or actor name: 1 to 128 bytes, no control characters.
 pub(crate) fn check_label(field: &'static str, value: &str) -> Result<(), ArmoryError> {
     let problem = if value.is_empty() || value.len() > MAX_LABEL_LEN {

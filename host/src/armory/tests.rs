@@ -148,3 +148,17 @@ fn stale_private_copies_are_cleaned_live_ones_are_not() {
     assert!(!stale.exists());
     assert!(live.path().exists() && other.path().exists());
 }
+
+#[test]
+fn the_interpreter_of_a_script_is_its_first_word() {
+    use std::path::Path;
+    assert_eq!(
+        super::interpreter(b"#!/bin/sh\necho").as_deref(),
+        Some(Path::new("/bin/sh"))
+    );
+    assert_eq!(
+        super::interpreter(b"#! /usr/bin/env python3\n").as_deref(),
+        Some(Path::new("/usr/bin/env"))
+    );
+    assert_eq!(super::interpreter(b"\x7fELF..."), None);
+}
