@@ -22,7 +22,7 @@ fn the_demo_runs_a_task_and_shows_three_refusals_with_their_events() {
     let _cleanup = kept.clone().map(Cleanup);
     assert_exit(&o, 0);
     assert!(!out.contains("unexpected"), "{out}");
-    assert!(out.contains("sandbox:     Runsc (gVisor"), "{out}");
+    assert!(out.contains("sandbox:     runsc (gVisor)"), "{out}");
     assert!(out.contains("the tool ran: Exited(0)"), "{out}");
     assert!(out.contains("hello from the sandbox: uid=65534"), "{out}");
     assert!(

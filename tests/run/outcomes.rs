@@ -168,7 +168,10 @@ fn a_dry_run_refuses_what_the_sandbox_would_refuse(backend: Backend) {
 /// that is the runner's failure (exit 4), reported by a denial event like a refusal.
 fn a_tool_that_cannot_start_is_a_runner_failure_with_an_event(backend: Backend) {
     let w = World::new(backend);
-    let digest = w.add_tool("orphan", "#!/nonexistent/interpreter\necho hi\n", true);
+    // ELF magic, then nothing a kernel can load: the armory accepts it (it only checks the
+    // magic), exec fails inside the sandbox. (A missing `#!` interpreter is refused
+    // earlier, as tool_not_executable: see denials.rs.)
+    let digest = w.add_tool("orphan", "\u{7f}ELF but not really an executable\n", true);
     let task = w.sign(&w.manifest("t-orphan", &digest));
     let o = w.run(&task);
     assert_exit(&o, 4);
