@@ -48,13 +48,18 @@ pub struct World {
 }
 
 impl World {
-    /// Everything lives under the target directory, which the sandbox's read-only view of
-    /// the host shows: the secrets are hidden by masking, not by being out of sight (a
-    /// directory under /tmp would be, since the sandbox has its own /tmp).
+    /// Everything lives under `/var/lib/edge-runner-tests`, which the sandbox's read-only
+    /// view of the host shows wherever the checkout is: the secrets are hidden by masking,
+    /// not by being out of sight. (The target directory would not do: a checkout under
+    /// /tmp, /root or /srv is hidden inside the sandbox, which has its own /tmp and masks
+    /// the others, and the control file would vanish with the secrets.)
     pub fn new() -> World {
+        let base = Path::new("/var/lib/edge-runner-tests");
+        std::fs::create_dir_all(base).unwrap();
+        std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
         let dir = tempfile::Builder::new()
             .prefix("sandbox-world-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(base)
             .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let suffix = dir
