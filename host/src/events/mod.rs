@@ -167,8 +167,8 @@ impl EventPipeline {
     /// Builds the event for `record` and hands it to every sink.
     pub fn emit(&self, record: &ExecutionRecord) -> Result<EmitReport, EventsError> {
         let mapped = self.build(record);
-        let event_id = cloudevents::AttributesReader::id(&mapped.event).to_owned();
-        let event_type = cloudevents::AttributesReader::ty(&mapped.event).to_owned();
+        let event_id = mapped.id.clone();
+        let event_type = mapped.ty.clone();
         let deliveries = self.sinks.deliver(&mapped.json);
         for (sink, d) in &deliveries {
             if let Delivery::Spooled { pending, reason } = d {

@@ -56,6 +56,12 @@ pub(crate) fn build(limits: &PluginLimits) -> wasmtime::Result<Engine> {
         .total_memories(POOL_INSTANCES * 2)
         .total_tables(POOL_INSTANCES * 4)
         .max_memory_size(limits.memory_bytes)
+        // No fiber stacks: every call is synchronous and runs on the caller's stack. The
+        // default (1,000 stacks, each with a guard page set by its own `mprotect`) cost
+        // ~4 ms per process to create and left ~2,000 mappings that every later fork (the
+        // native sandbox's clone) copied and every exit tore down. An async call would
+        // fail to get a stack, loudly; none is made.
+        .total_stacks(0)
         // Reset the pages a call dirtied in place (found with PAGEMAP_SCAN where the
         // kernel has it, 6.7+) instead of madvise-ing them away: the next call in the
         // slot then takes no page faults. Measured: see BENCHMARKS.md.

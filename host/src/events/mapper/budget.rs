@@ -43,16 +43,32 @@ pub(super) fn overhead(record: &ExecutionRecord, env: &Envelope) -> usize {
 /// Length of `s` inside a JSON string as serde_json writes it: `"` and `\` and the short
 /// escapes take 2 bytes, other control characters 6 (`\u00XX`), everything else itself.
 fn escaped_len(s: &str) -> usize {
-    s.bytes().map(escaped_byte_len).sum()
+    s.bytes()
+        .map(|b| usize::from(ESCAPED_LEN[usize::from(b)]))
+        .sum()
 }
 
 fn escaped_byte_len(b: u8) -> usize {
-    match b {
-        b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-        0x00..=0x1f => 6,
-        _ => 1,
-    }
+    usize::from(ESCAPED_LEN[usize::from(b)])
 }
+
+/// [`escaped_byte_len`] of every byte, as a table (the outputs are walked byte by byte).
+const ESCAPED_LEN: [u8; 256] = {
+    let mut t = [1u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = 6;
+        b += 1;
+    }
+    t[b'"' as usize] = 2;
+    t[b'\\' as usize] = 2;
+    t[b'\n' as usize] = 2;
+    t[b'\r' as usize] = 2;
+    t[b'\t' as usize] = 2;
+    t[0x08] = 2;
+    t[0x0c] = 2;
+    t
+};
 
 /// Serialized length of an output as the default mapping encodes it: JSON-escaped text
 /// when it is UTF-8, else padded base64.

@@ -44,13 +44,35 @@ pub enum Mapping {
 /// A validated event, serialized once.
 #[derive(Debug, Clone)]
 pub struct Mapped {
-    pub event: Event,
+    /// The event's `id` attribute.
+    pub id: String,
+    /// The event's `type` attribute.
+    pub ty: String,
     /// The structured-mode JSON (`application/cloudevents+json`), one line.
     pub json: Vec<u8>,
     pub mapping: Mapping,
     /// True only when even the fallback with no output exceeds the cap (linkage fields
     /// alone too large); the event is emitted anyway, never dropped.
     pub over_cap: bool,
+}
+
+impl Mapped {
+    fn new(event: &Event, json: Vec<u8>, mapping: Mapping, over_cap: bool) -> Self {
+        use cloudevents::AttributesReader as _;
+        Self {
+            id: event.id().to_owned(),
+            ty: event.ty().to_owned(),
+            json,
+            mapping,
+            over_cap,
+        }
+    }
+
+    /// The event as a cloudevents-sdk [`Event`], read back from [`Mapped::json`] with the
+    /// checks of `validate::check_json`.
+    pub fn event(&self) -> Result<Event, InvalidEvent> {
+        validate::check_json(&self.json, None)
+    }
 }
 
 /// The mapper plugin with the host that runs it and the cap it must meet.
@@ -151,8 +173,8 @@ impl Mapper {
                 }
                 Ok(MapAnswer::Event(m)) => m,
             };
-            let event = match validate::build(mapped, &expect) {
-                Ok(e) => e,
+            let checked = match validate::build(mapped, &expect) {
+                Ok(c) => c,
                 Err(invalid) => {
                     break (
                         invalid.code().to_owned(),
@@ -163,14 +185,9 @@ impl Mapper {
                     );
                 }
             };
-            match serialize(&event) {
+            match checked.to_json() {
                 Ok(json) if json.len() <= self.max_event_bytes => {
-                    return Mapped {
-                        event,
-                        json,
-                        mapping: Mapping::Plugin { attempts },
-                        over_cap: false,
-                    };
+                    return Mapped::new(&checked.event, json, Mapping::Plugin { attempts }, false);
                 }
                 Ok(json) => {
                     if keep == [0, 0] || attempts >= MAX_ATTEMPTS {
@@ -237,12 +254,7 @@ impl Mapper {
                  are too large); emitting it anyway rather than dropping it"
             );
         }
-        Mapped {
-            event,
-            json,
-            mapping: Mapping::Fallback { code, reason },
-            over_cap,
-        }
+        Mapped::new(&event, json, Mapping::Fallback { code, reason }, over_cap)
     }
 
     /// The first cut: everything when the estimate fits, else a fair share of the
@@ -292,10 +304,5 @@ fn last_resort(env: &Envelope, record: &ExecutionRecord, code: String, reason: S
         .build()
         .unwrap_or_default();
     let json = serde_json::to_vec(&event).unwrap_or_default();
-    Mapped {
-        event,
-        json,
-        mapping: Mapping::Fallback { code, reason },
-        over_cap: false,
-    }
+    Mapped::new(&event, json, Mapping::Fallback { code, reason }, false)
 }

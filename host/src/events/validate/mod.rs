@@ -126,24 +126,72 @@ pub(crate) struct Expect<'a> {
     pub record: &'a ExecutionRecord,
 }
 
-/// Turns a plugin's answer into an SDK event, refusing anything that breaks the rules.
-pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Event, InvalidEvent> {
+/// A plugin's event that passed every check: the SDK event holds the attributes, the
+/// extensions and binary data; JSON data stays the plugin's own text (checked strictly,
+/// once, without being rebuilt) and is spliced in by [`Checked::to_json`], so it is never
+/// parsed into a tree and serialized back.
+#[derive(Debug, Clone)]
+pub(crate) struct Checked {
+    pub event: Event,
+    /// `data` as JSON text; the event's `datacontenttype` is set for it.
+    json_data: Option<String>,
+}
+
+impl Checked {
+    /// The structured-mode JSON (`application/cloudevents+json`), one line.
+    pub(crate) fn to_json(&self) -> Result<Vec<u8>, InvalidEvent> {
+        let mut out =
+            serde_json::to_vec(&self.event).map_err(|e| InvalidEvent::Malformed(e.to_string()))?;
+        let Some(text) = &self.json_data else {
+            return Ok(out);
+        };
+        // The SDK wrote `{...}` with at least `specversion`: reopen it for `data`.
+        if out.pop() != Some(b'}') {
+            return Err(InvalidEvent::Malformed(
+                "the SDK did not serialize a JSON object".into(),
+            ));
+        }
+        out.reserve(text.len() + 9);
+        out.extend_from_slice(b",\"data\":");
+        // Raw CR and LF can only be insignificant whitespace in checked JSON (strings hold
+        // them escaped), so dropping them keeps the event on one line and means the same.
+        let bytes = text.as_bytes();
+        if bytes.contains(&b'\n') || bytes.contains(&b'\r') {
+            out.extend(bytes.iter().filter(|b| !matches!(b, b'\n' | b'\r')));
+        } else {
+            out.extend_from_slice(bytes);
+        }
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// Checks a plugin's answer, refusing anything that breaks the rules.
+pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Checked, InvalidEvent> {
     if mapped.id != expect.id {
         return Err(InvalidEvent::IdMismatch);
     }
     if mapped.source != expect.source {
         return Err(InvalidEvent::SourceMismatch);
     }
-    let data = match mapped.data {
+    let known = expect.record.linkage();
+    let (json_data, binary) = match mapped.data {
         Some(MappedData::Json(text)) => {
-            let value = crate::json::parse_strict(text.as_bytes(), MAX_DATA_DEPTH)
+            let names = known.map(|(name, _)| name);
+            let checked = crate::json::check_strict(&text, MAX_DATA_DEPTH, &names)
                 .map_err(|e| InvalidEvent::DataNotJson(e.to_string()))?;
-            Some(Data::Json(value))
+            check_linkage(Some(&checked), &known)?;
+            (Some(text), None)
         }
-        Some(MappedData::Binary(bytes)) => Some(Data::Binary(bytes)),
-        None => None,
+        Some(MappedData::Binary(bytes)) => {
+            check_linkage(None, &known)?;
+            (None, Some(bytes))
+        }
+        None => {
+            check_linkage(None, &known)?;
+            (None, None)
+        }
     };
-    check_linkage(data.as_ref(), expect.record)?;
     let mut b = EventBuilderV10::new()
         .id(mapped.id)
         .source(mapped.source)
@@ -179,10 +227,10 @@ pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Event, I
         };
         b = b.extension(&name, value);
     }
-    let content_type = match (&mapped.datacontenttype, &data) {
+    let content_type = match (&mapped.datacontenttype, &json_data) {
         (Some(ct), _) => Some(ct.clone()),
-        (None, Some(Data::Json(_))) => Some("application/json".to_owned()),
-        (None, _) => None,
+        (None, Some(_)) => Some("application/json".to_owned()),
+        (None, None) => None,
     };
     if let Some(ds) = &mapped.dataschema
         && !is_absolute_uri(ds)
@@ -192,40 +240,42 @@ pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Event, I
     let mut event = b
         .build()
         .map_err(|e| InvalidEvent::Malformed(e.to_string()))?;
-    if let Some(d) = data {
+    if json_data.is_some() || binary.is_some() {
         let ct = content_type.unwrap_or_else(|| "application/octet-stream".to_owned());
-        match &mapped.dataschema {
-            Some(ds) => {
-                let url = url::Url::parse(ds).map_err(|_| InvalidEvent::BadDataschema)?;
-                event.set_data(ct, d);
-                cloudevents::AttributesWriter::set_dataschema(&mut event, Some(url));
+        match binary {
+            Some(bytes) => {
+                event.set_data(ct, Data::Binary(bytes));
             }
             None => {
-                event.set_data(ct, d);
+                cloudevents::AttributesWriter::set_datacontenttype(&mut event, Some(ct));
             }
+        }
+        if let Some(ds) = &mapped.dataschema {
+            let url = url::Url::parse(ds).map_err(|_| InvalidEvent::BadDataschema)?;
+            cloudevents::AttributesWriter::set_dataschema(&mut event, Some(url));
         }
     } else if let Some(ct) = mapped.datacontenttype {
         cloudevents::AttributesWriter::set_datacontenttype(&mut event, Some(ct));
     }
-    check(&event)?;
-    Ok(event)
+    check_with(&event, json_data.is_some())?;
+    Ok(Checked { event, json_data })
 }
 
-/// The record's known linkage fields must be in `data`, with the record's values.
-pub(crate) fn check_linkage(
-    data: Option<&Data>,
-    record: &ExecutionRecord,
+/// The record's known linkage fields must be top-level string members of `data`, with
+/// the record's values. `data` is `None` when it is not JSON (absent or binary).
+fn check_linkage(
+    data: Option<&crate::json::Checked>,
+    known: &[(&'static str, Option<&str>); 4],
 ) -> Result<(), InvalidEvent> {
-    let known = record.linkage();
     if known.iter().all(|(_, v)| v.is_none()) {
         return Ok(());
     }
-    let Some(Data::Json(Value::Object(map))) = data else {
+    let Some(data) = data.filter(|d| d.is_object) else {
         return Err(InvalidEvent::DataNotObject);
     };
-    for (name, value) in known {
+    for ((name, value), found) in known.iter().zip(&data.strings) {
         if let Some(v) = value
-            && map.get(name).and_then(Value::as_str) != Some(v)
+            && found.as_deref() != Some(*v)
         {
             return Err(InvalidEvent::Linkage(name));
         }
@@ -235,6 +285,11 @@ pub(crate) fn check_linkage(
 
 /// The spec's attribute rules, on an SDK event.
 pub fn check(event: &Event) -> Result<(), InvalidEvent> {
+    check_with(event, false)
+}
+
+/// [`check`], for an event whose JSON `data` is kept outside it (`json_data`).
+fn check_with(event: &Event, json_data: bool) -> Result<(), InvalidEvent> {
     // "REQUIRED ... MUST be a non-empty string" (section 3.1.1).
     string_attr("id", Some(event.id()), true)?;
     string_attr("type", Some(event.ty()), true)?;
@@ -253,7 +308,7 @@ pub fn check(event: &Event) -> Result<(), InvalidEvent> {
     {
         return Err(InvalidEvent::BadDataschema);
     }
-    if let Some(Data::Json(_)) = event.data()
+    if (json_data || matches!(event.data(), Some(Data::Json(_))))
         && !event.datacontenttype().is_none_or(is_json_media_type)
     {
         return Err(InvalidEvent::ContentTypeNotJson);

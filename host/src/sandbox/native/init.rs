@@ -6,7 +6,9 @@
 //! The order of the steps is the security argument; it is written here and nowhere else:
 //!
 //! 1. (clone3 already made the user, mount, pid, net, ipc and uts namespaces.)
-//!    Wait for the parent: it writes our uid/gid maps and moves us into the run's cgroup.
+//!    Wait for the parent: it writes our uid/gid maps. Then join the run's cgroup by
+//!    writing "0" to the files the parent opened (we are single-threaded, so moving this
+//!    thread moves the process; see `cgroup::JOIN_FILE_V1`), and close them.
 //! 2. Enter a new cgroup namespace, rooted at that cgroup.
 //! 3. `setsid`: a new session with no controlling terminal, so no terminal to inject into;
 //!    umask 022, whatever the runner's, so the view's modes are the planned ones.
@@ -100,6 +102,7 @@ steps! {
     Handshake = 15, "hand over to the runner";
     Fork = 16, "start the tool process";
     Exec = 17, "execute the tool";
+    Cgroup = 18, "join the run's cgroup";
 }
 
 /// Everything the child needs, prepared by the parent.
@@ -124,6 +127,8 @@ pub(crate) struct InitPlan {
     /// `exec <profile>`, written to the AppArmor exec attribute.
     pub apparmor: Option<CString>,
     pub seccomp: Option<Programs>,
+    /// The run cgroup's join files (one per hierarchy), open for writing.
+    pub cgroup_join: Vec<RawFd>,
     /// NULL-terminated pointer arrays into `strings`.
     pub argv: Vec<*const c_char>,
     pub envp: Vec<*const c_char>,
@@ -174,6 +179,10 @@ pub(crate) fn init(plan: &InitPlan) -> i32 {
 
 fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     expect(plan.sync_in, MSG_SETUP).at(Step::Wait)?;
+    for fd in &plan.cgroup_join {
+        sys::write_all(*fd, b"0").at(Step::Cgroup)?;
+        nix::unistd::close(*fd).at(Step::Cgroup)?;
+    }
     nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP).at(Step::CgroupNamespace)?;
     nix::unistd::setsid().map(drop).at(Step::Session)?;
     // The runner's umask (077 under a hardened systemd unit) must not leak into the mount

@@ -1,9 +1,9 @@
 //! The native backend, parent side: prepares everything the child needs (so the child
-//! never allocates), clones it into fresh user, mount, pid, net, ipc and uts namespaces,
-//! writes its id maps, puts it in the run's cgroup, confirms its posture from /proc before
-//! letting the tool start, then feeds and drains its stdio until it ends or times out, and
-//! kills and reaps everything. The child's side, and the order of the dangerous steps, is
-//! in `init`.
+//! never allocates), including the run's cgroup files it joins through, clones it into
+//! fresh user, mount, pid, net, ipc and uts namespaces, writes its id maps, confirms its
+//! posture from /proc before letting the tool start, then feeds and drains its stdio until
+//! it ends or times out, and kills and reaps everything. The child's side, and the order of
+//! the dangerous steps, is in `init`.
 
 mod init;
 pub(crate) mod mounts;
@@ -138,7 +138,7 @@ pub(crate) fn run(
     let (sync_out_r, sync_out_w) = pipe_high()?;
 
     let processes = limits.max_processes.saturating_add(1); // + init
-    let init_plan = InitPlan {
+    let mut init_plan = InitPlan {
         mounts: mount_plan,
         script,
         stdin: stdin_r.as_raw_fd(),
@@ -170,6 +170,7 @@ pub(crate) fn run(
         } else {
             None
         },
+        cgroup_join: Vec::new(),
         argv,
         envp,
         strings,
@@ -191,6 +192,19 @@ pub(crate) fn run(
         None => None,
     };
 
+    // The child joins the cgroup itself (see `cgroup::JOIN_FILE_V1` for why not the
+    // parent), through descriptors numbered 10 or above like every other it inherits.
+    let join_files = match cgroup.as_ref().map(open_join_files).transpose() {
+        Ok(files) => files.unwrap_or_default(),
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                let _ = cg.remove();
+            }
+            return Err(e);
+        }
+    };
+    init_plan.cgroup_join = join_files.iter().map(AsRawFd::as_raw_fd).collect();
+
     let flags = (libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -199,7 +213,9 @@ pub(crate) fn run(
         | libc::CLONE_NEWUTS) as u64;
     let child = sys::clone_child(flags, init::init, &init_plan);
     // The child's ends belong to the child now.
-    drop((stdin_r, stdout_w, stderr_w, sync_in_r, sync_out_w));
+    drop((
+        stdin_r, stdout_w, stderr_w, sync_in_r, sync_out_w, join_files,
+    ));
     let child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -324,6 +340,20 @@ pub(crate) fn run(
     })
 }
 
+/// The run cgroup's join files, opened by the runner for the child.
+fn open_join_files(cgroup: &RunCgroup) -> Result<Vec<OwnedFd>, SandboxError> {
+    cgroup
+        .join_files()
+        .map_err(io_err("open the run's cgroup"))?
+        .into_iter()
+        .map(|f| {
+            sys::dup_above(f.as_raw_fd(), 10)
+                .map(sys::owned)
+                .map_err(errno_err("move a cgroup descriptor"))
+        })
+        .collect()
+}
+
 /// Owns the sandbox's init until it is reaped: dropping the guard early kills and reaps
 /// it and removes its cgroup, so no error path leaves anything running.
 struct Guard {
@@ -371,8 +401,8 @@ impl Drop for Guard {
     }
 }
 
-/// Maps ids, joins the cgroup, waits for the child's setup, confirms its posture and lets
-/// the tool start. Returns the namespaces confirmed.
+/// Maps ids, lets the child join its cgroup and set up, confirms its posture and lets the
+/// tool start. Returns the namespaces confirmed.
 fn start(
     guard: &mut Guard,
     policy: &SandboxPolicy,
@@ -409,10 +439,6 @@ fn start(
         .map_err(io_err("write the sandbox's uid map"))?;
     std::fs::write(format!("/proc/{pid}/gid_map"), map(policy.gid, outer_gid))
         .map_err(io_err("write the sandbox's gid map"))?;
-    if let Some(c) = &guard.cgroup {
-        c.add(pid)
-            .map_err(io_err("move the sandbox into its cgroup"))?;
-    }
     sys::write_all(sync_in.as_raw_fd(), &[init::MSG_SETUP])
         .map_err(errno_err("signal the sandbox"))?;
     let deadline = Instant::now() + SETUP_DEADLINE;

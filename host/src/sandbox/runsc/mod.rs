@@ -139,10 +139,11 @@ pub(crate) fn run(
         .stdout(Stdio::from(stdout_w))
         .stderr(Stdio::from(stderr_w));
 
-    // Between fork and exec: join the cgroup, die with the runner, enter the profile.
+    // Between fork and exec (one thread: see `cgroup::JOIN_FILE_V1`): join the cgroup,
+    // die with the runner, enter the profile.
     let procs: Vec<OwnedFd> = match &guard.cgroup {
         Some(c) => c
-            .procs_files()
+            .join_files()
             .map_err(io_err("open the cgroup"))?
             .into_iter()
             .map(OwnedFd::from)
