@@ -550,7 +550,7 @@ fn verify_with_an_armory_decides_without_consuming_the_nonce() {
     }
     // Nothing was recorded, and no private copy outlived the command.
     let state = dir.join("state");
-    assert!(!state.join(edge_runner::replay::DB_FILE).exists());
+    assert!(!state.join(edge_runner::replay::STORE_DIR).exists());
     assert_eq!(std::fs::read_dir(state.join("tools")).unwrap().count(), 0);
     for (digest, code) in [
         (pending.as_str().to_owned(), "digest_unauthorized"),

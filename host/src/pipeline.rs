@@ -157,10 +157,13 @@ impl Runner {
                     message: "internal: dry-run verdict in run mode".into(),
                 }),
             };
-            self.events.emit(&ExecutionRecord {
+            let emitting = Instant::now();
+            let report = self.events.emit(&ExecutionRecord {
                 task: ctx.clone(),
                 disposition,
-            })
+            });
+            tracing::debug!(us = emitting.elapsed().as_micros() as u64, "event emitted");
+            report
         });
         TaskReport {
             verdict,
@@ -177,17 +180,21 @@ impl Runner {
         ctx: &mut TaskContext,
         in_sandbox: &mut Duration,
     ) -> Result<Verdict, Stop> {
+        let mut clock = StageClock::start();
         let parsed = jws::parse(task, &self.jws_limits).map_err(Stop::Denied)?;
         let verified = self.verifier.verify(parsed).map_err(Stop::Denied)?;
+        clock.lap("verify");
         let manifest = manifest::decode(&verified, &self.claims, chrono::Utc::now())
             .map_err(|e| Stop::Denied(e.to_refusal()))?;
         fill_context(ctx, &manifest);
+        clock.lap("claims");
 
         let replay = match mode {
             Mode::Run => self.replay.check_and_record(&manifest, chrono::Utc::now()),
             Mode::DryRun => self.replay.check(&manifest),
         };
         replay.map_err(|e| Stop::Denied(e.to_refusal()))?;
+        clock.lap("replay");
 
         let tool = self
             .armory
@@ -200,6 +207,7 @@ impl Runner {
                 )),
             })?;
         self.check_interpreter(&tool).map_err(Stop::Denied)?;
+        clock.lap("armory");
         if mode == Mode::DryRun {
             // "Would run" must hold on this host: make the decision `sandbox::run` makes
             // first (a required protection the host lacks refuses the task), or a dry run
@@ -232,8 +240,10 @@ impl Runner {
         let launched = Instant::now();
         let result = sandbox::run(&self.sandbox, launch);
         *in_sandbox = launched.elapsed();
+        clock.lap("sandbox");
         // The private copy is removed when `tool` drops, after the run.
         drop(tool);
+        clock.lap("cleanup");
         match result {
             Ok(outcome) => Ok(Verdict::Ran(Box::new(outcome))),
             Err(e) => Err(match e.refusal() {
@@ -284,6 +294,41 @@ impl Runner {
                 self.sandbox.rootfs.display()
             ),
         ))
+    }
+}
+
+/// Per-stage wall time of one task, logged at debug level (`-v -v`) when it is dropped,
+/// however the stages ended: where a task's time went, for operators and benchmarks.
+struct StageClock {
+    last: Instant,
+    laps: Vec<(&'static str, Duration)>,
+}
+
+impl StageClock {
+    fn start() -> Self {
+        Self {
+            last: Instant::now(),
+            laps: Vec::with_capacity(8),
+        }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        let now = Instant::now();
+        self.laps.push((stage, now - self.last));
+        self.last = now;
+    }
+}
+
+impl Drop for StageClock {
+    fn drop(&mut self) {
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let laps: Vec<String> = self
+                .laps
+                .iter()
+                .map(|(stage, d)| format!("{stage}={}us", d.as_micros()))
+                .collect();
+            tracing::debug!(stages = %laps.join(" "), "stage timings");
+        }
     }
 }
 

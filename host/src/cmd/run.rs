@@ -115,8 +115,13 @@ pub fn run(global: &Global, args: RunArgs) -> CmdResult {
         .map_err(|e| Failure::Usage(e.into()))?;
     let config_file = super::config_path(global).and_then(|p| std::fs::canonicalize(p).ok());
     let task = super::read_task(&args.task, config.input.max_jws_bytes)?;
+    let opening = std::time::Instant::now();
     let runner =
         Runner::open(&config, config_file.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
+    tracing::debug!(
+        us = opening.elapsed().as_micros() as u64,
+        "runner set up (plugins, keys, armory)"
+    );
     let mode = if args.dry_run {
         Mode::DryRun
     } else {

@@ -1,49 +1,57 @@
 //! The persistent seen-nonce store: a signed task runs at most once per (tenant, nonce),
 //! across restarts and across runner processes on the same host.
 //!
-//! Storage is a redb database `<state_dir>/replay.redb`. Every operation takes an
-//! exclusive `flock` on `<state_dir>/replay.lock`, opens the database, runs one
-//! transaction and closes it again. Why not keep it open: redb's default mode locks the
-//! whole file for one process, so a long-lived runner would lock every other runner (and
-//! `edge-runner verify`) out; its multi-writer mode is new in redb 4.5 and still collecting
-//! fixes. The flock makes "is it there? then record it" one atomic step for every process
-//! and thread on the host; the write transaction commits durably before the task may run.
+//! Storage is a directory, `<state_dir>/replay/`, of expiry buckets: one entry file per
+//! pair, `replay/<bucket>/<sha256(tenant, nonce)>`, in the bucket of the moment after which
+//! no manifest carrying the pair can be valid (`expires_at` plus the largest configurable
+//! clock skew, in [`BUCKET_SECS`] slices). Every operation takes an exclusive `flock` on
+//! `<state_dir>/replay.lock`, so "is it there? then record it" is one atomic step for every
+//! process and thread on the host; a record is created with `O_EXCL` and made durable by
+//! one `fsync` of its bucket directory before the task may run.
 //!
-//! Entries are forgotten once no manifest carrying them can be valid any more
-//! (`expires_at` plus the largest configurable clock skew), pruned a batch at a time by the
-//! writes themselves, so the store stays bounded by the task rate times the maximum
-//! manifest age. Any failure to read, lock or write the store fails closed: the task is
-//! refused as `replay_store_unavailable`. This module must not decide anything but
-//! "seen before or not".
+//! Why files and not an embedded database: the store must be opened per task (a
+//! long-lived runner may not lock every other runner out), and a database's open, commit
+//! and clean close cost several `fsync`s each (seven per task with redb, 2-3 ms of every
+//! task on this kind of host). Here the only ordering that matters for safety is "the
+//! entry's name is durable before the task runs": one `fsync`. An entry whose content was
+//! lost in a crash still exists, and still refuses its pair.
+//!
+//! Entries are forgotten a whole bucket at a time once the bucket's last second has
+//! passed, a batch of files at a time by the writes themselves, so the store stays
+//! bounded by the task rate times (the maximum manifest age + skew + one bucket). Any
+//! failure to read, lock or write the store, and anything in it the store did not put
+//! there, fails closed: the task is refused as `replay_store_unavailable`. This module must
+//! not decide anything but "seen before or not".
 
 use crate::config::MAX_CLOCK_SKEW_SECS;
 use crate::fsperm::{self, PermError};
 use crate::manifest::CheckedManifest;
 use crate::reason::{Reason, Refusal};
 use chrono::{DateTime, Utc};
-use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use sha2::{Digest as _, Sha256};
 use std::fs::{File, OpenOptions, TryLockError};
-use std::os::unix::fs::OpenOptionsExt as _;
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// (tenant, nonce) -> (expires_at, first seen), both Unix seconds.
-const NONCES: TableDefinition<(&str, &str), (u64, u64)> = TableDefinition::new("nonces_v1");
-/// (forget_after, tenant, nonce): the pruning order.
-const EXPIRY: TableDefinition<(u64, &str, &str), ()> = TableDefinition::new("expiry_v1");
-
-/// File names under the state directory.
-pub const DB_FILE: &str = "replay.redb";
+/// Names under the state directory.
+pub const STORE_DIR: &str = "replay";
 pub const LOCK_FILE: &str = "replay.lock";
+/// The store of an earlier development version (a redb database). Its records are not
+/// carried over, so its presence stops the runner instead of silently forgetting them.
+const LEGACY_DB_FILE: &str = "replay.redb";
+/// Width of one expiry bucket: entries outlive their last valid second by at most this.
+pub const BUCKET_SECS: u64 = 600;
 /// How long an operation waits for another process's transaction before failing closed.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most expired entries removed by one write, so a backlog never stalls one task.
 const PRUNE_BATCH: usize = 256;
-/// redb's page cache; the store is small and reopened per operation.
-const CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// Longest entry content read back (the first-seen time).
+const ENTRY_MAX_BYTES: u64 = 64;
 
 /// What to do when the store is unusable: shown with every `Unavailable` error.
-const FIX: &str = "every task is refused until this is fixed. If the file is damaged, move \
+const FIX: &str = "every task is refused until this is fixed. If the store is damaged, move \
      it aside; that forgets the recorded nonces, so first keep the runner stopped for \
      claims.max_manifest_age_secs + 600 seconds, after which no recorded task is valid";
 
@@ -64,9 +72,10 @@ pub enum ReplayError {
         #[source]
         source: PermError,
     },
-    #[error("failed to open the replay store file {path}; {FIX}")]
-    Open {
+    #[error("failed to use the replay store at {path} ({action}); {FIX}")]
+    Io {
         path: PathBuf,
+        action: &'static str,
         #[source]
         source: std::io::Error,
     },
@@ -75,12 +84,14 @@ pub enum ReplayError {
          {FIX}"
     )]
     LockTimeout { path: PathBuf, waited_ms: u128 },
-    #[error("failed to use the replay store {path} (unreadable, unwritable or corrupt); {FIX}")]
-    Database {
-        path: PathBuf,
-        #[source]
-        source: Box<redb::Error>,
-    },
+    #[error("failed to use the replay store: {path} was not written by it ({what}); {FIX}")]
+    Corrupt { path: PathBuf, what: &'static str },
+    #[error(
+        "failed to use the replay store: {path} is the store of an earlier version, whose \
+         records are not carried over. Keep the runner stopped for \
+         claims.max_manifest_age_secs + 600 seconds, then delete it"
+    )]
+    Legacy { path: PathBuf },
 }
 
 impl ReplayError {
@@ -115,7 +126,7 @@ impl From<ReplayError> for Refusal {
 #[derive(Debug, Clone)]
 pub struct ReplayStore {
     dir: PathBuf,
-    db_path: PathBuf,
+    root: PathBuf,
     lock_path: PathBuf,
     lock_timeout: Duration,
     prune_batch: usize,
@@ -133,7 +144,7 @@ impl ReplayStore {
     pub fn new(state_dir: &Path) -> Self {
         Self {
             dir: state_dir.to_owned(),
-            db_path: state_dir.join(DB_FILE),
+            root: state_dir.join(STORE_DIR),
             lock_path: state_dir.join(LOCK_FILE),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             prune_batch: PRUNE_BATCH,
@@ -146,8 +157,9 @@ impl ReplayStore {
         self
     }
 
+    /// The store's directory.
     pub fn path(&self) -> &Path {
-        &self.db_path
+        &self.root
     }
 
     /// Refuses the task if its (tenant, nonce) was seen before, and otherwise records it,
@@ -172,21 +184,16 @@ impl ReplayStore {
         self.check_only(&manifest.task().tenant_id, manifest.nonce())
     }
 
-    /// How many pairs the store remembers.
+    /// How many pairs the store remembers (expired ones not yet pruned included).
     pub fn stats(&self) -> Result<ReplayStats, ReplayError> {
         if !self.exists()? {
             return Ok(ReplayStats { entries: 0 });
         }
         let _lock = self.lock()?;
-        let db = self.open_db()?;
-        let txn = db.begin_read().map_err(|e| self.db_err(e))?;
-        let entries = match txn.open_table(NONCES) {
-            Ok(t) => redb::ReadableTableMetadata::len(&t).map_err(|e| self.db_err(e))?,
-            Err(redb::TableError::TableDoesNotExist(_)) => 0,
-            Err(e) => return Err(self.db_err(e)),
-        };
-        drop(txn);
-        db.close().map_err(|e| self.db_err(e))?;
+        let mut entries = 0u64;
+        for (_, bucket) in self.buckets()? {
+            entries += self.entries(&bucket)?.len() as u64;
+        }
         Ok(ReplayStats { entries })
     }
 
@@ -197,46 +204,41 @@ impl ReplayStore {
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<(), ReplayError> {
-        fsperm::ensure_private_dir(&self.dir, "state directory").map_err(|source| {
-            ReplayError::Untrusted {
-                path: self.dir.clone(),
-                source,
-            }
-        })?;
+        self.ensure_dir(&self.dir, "state directory")?;
         let _lock = self.lock()?;
-        let db = self.open_db()?;
-        let txn = db.begin_write().map_err(|e| self.db_err(e))?;
+        self.refuse_legacy()?;
+        if self.ensure_dir(&self.root, "replay store")? {
+            sync_dir(&self.dir).map_err(self.io(&self.dir, "make the store durable"))?;
+        }
+        let name = entry_name(tenant, nonce);
+        let buckets = self.buckets()?;
+        self.refuse_seen(&buckets, &name, tenant, nonce)?;
+
         let now_secs = unix_secs(now);
         // Round up, then add the largest skew any configuration may allow: by then no
         // manifest carrying this nonce can pass the claim checks.
-        let expires = unix_secs_ceil(expires_at);
-        let forget_after = expires.saturating_add(MAX_CLOCK_SKEW_SECS);
-        {
-            let mut nonces = txn.open_table(NONCES).map_err(|e| self.db_err(e))?;
-            let seen = nonces
-                .get((tenant, nonce))
-                .map_err(|e| self.db_err(e))?
-                .map(|g| g.value().1);
-            if let Some(first) = seen {
-                return Err(ReplayError::Replayed {
-                    tenant: tenant.to_owned(),
-                    nonce: nonce.to_owned(),
-                    first_seen: rfc3339(first),
-                });
-                // The transaction is dropped uncommitted: nothing changes.
-            }
-            nonces
-                .insert((tenant, nonce), (expires, now_secs))
-                .map_err(|e| self.db_err(e))?;
-            let mut expiry = txn.open_table(EXPIRY).map_err(|e| self.db_err(e))?;
-            expiry
-                .insert((forget_after, tenant, nonce), ())
-                .map_err(|e| self.db_err(e))?;
-            prune(&mut nonces, &mut expiry, now_secs, self.prune_batch)
-                .map_err(|e| self.db_err(e))?;
+        let forget_after = unix_secs_ceil(expires_at).saturating_add(MAX_CLOCK_SKEW_SECS);
+        // Pruning first: a store it finds damaged refuses the task before its nonce is spent.
+        self.prune(&buckets, now_secs)?;
+        let bucket = self.root.join(bucket_name(forget_after / BUCKET_SECS));
+        if self.ensure_dir(&bucket, "replay store bucket")? {
+            sync_dir(&self.root).map_err(self.io(&self.root, "make a bucket durable"))?;
         }
-        txn.commit().map_err(|e| self.db_err(e))?;
-        db.close().map_err(|e| self.db_err(e))
+        let path = bucket.join(&name);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(self.io(&path, "create an entry"))?;
+        // The content only serves the "recorded at" of a later refusal: not synced. Should
+        // a crash lose it, the entry still exists and still refuses its pair.
+        file.write_all(format!("{now_secs}\n").as_bytes())
+            .map_err(self.io(&path, "write an entry"))?;
+        drop(file);
+        // The one durability point: the entry's name, before the task may run.
+        sync_dir(&bucket).map_err(self.io(&bucket, "make the entry durable"))
     }
 
     pub(crate) fn check_only(&self, tenant: &str, nonce: &str) -> Result<(), ReplayError> {
@@ -244,53 +246,170 @@ impl ReplayStore {
             return Ok(());
         }
         let _lock = self.lock()?;
-        let db = self.open_db()?;
-        let txn = db.begin_read().map_err(|e| self.db_err(e))?;
-        let seen = match txn.open_table(NONCES) {
-            Ok(t) => t
-                .get((tenant, nonce))
-                .map_err(|e| self.db_err(e))?
-                .map(|g| g.value().1),
-            Err(redb::TableError::TableDoesNotExist(_)) => None,
-            Err(e) => return Err(self.db_err(e)),
-        };
-        drop(txn);
-        db.close().map_err(|e| self.db_err(e))?;
-        match seen {
-            Some(first) => Err(ReplayError::Replayed {
-                tenant: tenant.to_owned(),
-                nonce: nonce.to_owned(),
-                first_seen: rfc3339(first),
-            }),
-            None => Ok(()),
-        }
+        let buckets = self.buckets()?;
+        self.refuse_seen(&buckets, &entry_name(tenant, nonce), tenant, nonce)
     }
 
-    /// Whether the database file exists, refusing an untrusted state directory.
-    fn exists(&self) -> Result<bool, ReplayError> {
-        match std::fs::symlink_metadata(&self.dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            _ => {}
-        }
-        fsperm::check_trusted(&self.dir, "state directory").map_err(|source| {
-            ReplayError::Untrusted {
-                path: self.dir.clone(),
-                source,
+    /// Refuses the pair whose entry is `name` if any bucket holds it.
+    fn refuse_seen(
+        &self,
+        buckets: &[(u64, PathBuf)],
+        name: &str,
+        tenant: &str,
+        nonce: &str,
+    ) -> Result<(), ReplayError> {
+        for (_, bucket) in buckets {
+            let path = bucket.join(name);
+            match std::fs::symlink_metadata(&path) {
+                Ok(meta) if meta.is_file() => {
+                    return Err(ReplayError::Replayed {
+                        tenant: tenant.to_owned(),
+                        nonce: nonce.to_owned(),
+                        first_seen: first_seen(&path),
+                    });
+                }
+                Ok(_) => {
+                    return Err(ReplayError::Corrupt {
+                        path,
+                        what: "an entry that is not a regular file",
+                    });
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(self.io(&path, "look up an entry")(e)),
             }
-        })?;
-        match std::fs::symlink_metadata(&self.db_path) {
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(source) => Err(ReplayError::Open {
-                path: self.db_path.clone(),
-                source,
-            }),
+        }
+        Ok(())
+    }
+
+    /// The buckets, oldest first. Anything else in the store's directory fails closed.
+    fn buckets(&self) -> Result<Vec<(u64, PathBuf)>, ReplayError> {
+        let read = match std::fs::read_dir(&self.root) {
+            Ok(r) => r,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(&self.root, "list the store")(e)),
+        };
+        let mut buckets = Vec::new();
+        for item in read {
+            let item = item.map_err(self.io(&self.root, "list the store"))?;
+            let path = item.path();
+            let number = item
+                .file_name()
+                .to_str()
+                .and_then(parse_bucket_name)
+                .ok_or_else(|| ReplayError::Corrupt {
+                    path: path.clone(),
+                    what: "not a bucket name",
+                })?;
+            let kind = item.file_type().map_err(self.io(&path, "inspect a bucket"))?;
+            if !kind.is_dir() {
+                return Err(ReplayError::Corrupt {
+                    path,
+                    what: "a bucket that is not a directory",
+                });
+            }
+            buckets.push((number, path));
+        }
+        buckets.sort_unstable();
+        Ok(buckets)
+    }
+
+    /// The entry files of one bucket.
+    fn entries(&self, bucket: &Path) -> Result<Vec<PathBuf>, ReplayError> {
+        let mut out = Vec::new();
+        for item in std::fs::read_dir(bucket).map_err(self.io(bucket, "list a bucket"))? {
+            let item = item.map_err(self.io(bucket, "list a bucket"))?;
+            let path = item.path();
+            let named = item.file_name().to_str().is_some_and(is_entry_name);
+            let kind = item.file_type().map_err(self.io(&path, "inspect an entry"))?;
+            if !named || !kind.is_file() {
+                return Err(ReplayError::Corrupt {
+                    path,
+                    what: "not an entry",
+                });
+            }
+            out.push(path);
+        }
+        Ok(out)
+    }
+
+    /// Removes up to `prune_batch` entries of the buckets whose last second has passed,
+    /// oldest first, and each bucket it empties. Not synced: an entry a crash brings back
+    /// is pruned again.
+    fn prune(&self, buckets: &[(u64, PathBuf)], now: u64) -> Result<(), ReplayError> {
+        let mut budget = self.prune_batch;
+        for (number, bucket) in buckets {
+            // Every entry in bucket b has forget_after < (b + 1) * BUCKET_SECS.
+            if number.saturating_add(1).saturating_mul(BUCKET_SECS) > now {
+                break;
+            }
+            let entries = self.entries(bucket)?;
+            for path in entries.iter().take(budget) {
+                std::fs::remove_file(path).map_err(self.io(path, "prune an entry"))?;
+            }
+            if entries.len() > budget {
+                return Ok(());
+            }
+            budget -= entries.len();
+            std::fs::remove_dir(bucket).map_err(self.io(bucket, "prune a bucket"))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the store exists, refusing an untrusted state directory or store.
+    fn exists(&self) -> Result<bool, ReplayError> {
+        for (path, what) in [(&self.dir, "state directory"), (&self.root, "replay store")] {
+            match std::fs::symlink_metadata(path) {
+                Err(e) if e.kind() == ErrorKind::NotFound => {
+                    // Not there, and nothing to refuse, unless an old store is.
+                    self.refuse_legacy()?;
+                    return Ok(false);
+                }
+                _ => self.trust(path, what)?,
+            }
+        }
+        self.refuse_legacy()?;
+        Ok(true)
+    }
+
+    fn refuse_legacy(&self) -> Result<(), ReplayError> {
+        let legacy = self.dir.join(LEGACY_DB_FILE);
+        match std::fs::symlink_metadata(&legacy) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            _ => Err(ReplayError::Legacy { path: legacy }),
         }
     }
 
-    /// Opens `path` read-write (creating it 0600), refusing symlinks, and checks the open
-    /// file's owner and mode, so what is checked is what is used.
-    fn open_private(&self, path: &Path, what: &'static str) -> Result<File, ReplayError> {
+    fn trust(&self, path: &Path, what: &'static str) -> Result<(), ReplayError> {
+        fsperm::check_trusted(path, what)
+            .map(drop)
+            .map_err(|source| ReplayError::Untrusted {
+                path: path.to_owned(),
+                source,
+            })
+    }
+
+    /// Creates `dir` 0700 if missing (saying whether it did), then checks it is trusted.
+    fn ensure_dir(&self, dir: &Path, what: &'static str) -> Result<bool, ReplayError> {
+        let created = match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == ErrorKind::NotFound && dir == self.dir => {
+                fsperm::ensure_private_dir(dir, what).map_err(|source| {
+                    ReplayError::Untrusted {
+                        path: dir.to_owned(),
+                        source,
+                    }
+                })?;
+                true
+            }
+            Err(e) => return Err(self.io(dir, "create a directory")(e)),
+        };
+        self.trust(dir, what)?;
+        Ok(created)
+    }
+
+    /// Takes the exclusive lock, polling so that a stuck holder cannot hang the runner.
+    fn lock(&self) -> Result<File, ReplayError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -298,42 +417,26 @@ impl ReplayStore {
             .truncate(false)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|source| ReplayError::Open {
-                path: path.to_owned(),
+            .open(&self.lock_path)
+            .map_err(self.io(&self.lock_path, "open the lock file"))?;
+        // Checked on the open descriptor: what is checked is what is locked.
+        let meta = file
+            .metadata()
+            .map_err(self.io(&self.lock_path, "inspect the lock file"))?;
+        fsperm::check_metadata(&meta, &self.lock_path, "replay lock file").map_err(|source| {
+            ReplayError::Untrusted {
+                path: self.lock_path.clone(),
                 source,
-            })?;
-        let meta = file.metadata().map_err(|source| ReplayError::Open {
-            path: path.to_owned(),
-            source,
+            }
         })?;
-        fsperm::check_metadata(&meta, path, what).map_err(|source| ReplayError::Untrusted {
-            path: path.to_owned(),
-            source,
-        })?;
-        if !meta.is_file() {
-            return Err(ReplayError::Open {
-                path: path.to_owned(),
-                source: std::io::Error::other("not a regular file"),
-            });
-        }
-        Ok(file)
-    }
-
-    /// Takes the exclusive lock, polling so that a stuck holder cannot hang the runner.
-    fn lock(&self) -> Result<File, ReplayError> {
-        let file = self.open_private(&self.lock_path, "replay lock file")?;
         let start = Instant::now();
         let mut pause = Duration::from_micros(500);
         loop {
             match file.try_lock() {
                 Ok(()) => return Ok(file),
                 Err(TryLockError::WouldBlock) => {}
-                Err(TryLockError::Error(source)) => {
-                    return Err(ReplayError::Open {
-                        path: self.lock_path.clone(),
-                        source,
-                    });
+                Err(TryLockError::Error(e)) => {
+                    return Err(self.io(&self.lock_path, "lock the store")(e));
                 }
             }
             if start.elapsed() >= self.lock_timeout {
@@ -347,45 +450,64 @@ impl ReplayStore {
         }
     }
 
-    /// Opens (or creates) the database. Call with the lock held.
-    fn open_db(&self) -> Result<redb::Database, ReplayError> {
-        let file = self.open_private(&self.db_path, "replay store")?;
-        let backend = redb::backends::FileBackend::new(file).map_err(|e| self.db_err(e))?;
-        redb::Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .create_with_backend(backend)
-            .map_err(|e| self.db_err(e))
-    }
-
-    fn db_err(&self, e: impl Into<redb::Error>) -> ReplayError {
-        ReplayError::Database {
-            path: self.db_path.clone(),
-            source: Box::new(e.into()),
+    fn io(&self, path: &Path, action: &'static str) -> impl FnOnce(std::io::Error) -> ReplayError {
+        let path = path.to_owned();
+        move |source| ReplayError::Io {
+            path,
+            action,
+            source,
         }
     }
 }
 
-/// Removes up to `batch` entries whose `forget_after` has passed.
-fn prune(
-    nonces: &mut redb::Table<(&str, &str), (u64, u64)>,
-    expiry: &mut redb::Table<(u64, &str, &str), ()>,
-    now: u64,
-    batch: usize,
-) -> Result<(), redb::StorageError> {
-    let mut doomed: Vec<(u64, String, String)> = Vec::new();
-    for item in expiry.range::<(u64, &str, &str)>(..(now, "", ""))? {
-        let (key, _) = item?;
-        let (t, tenant, nonce) = key.value();
-        doomed.push((t, tenant.to_owned(), nonce.to_owned()));
-        if doomed.len() >= batch {
-            break;
-        }
+/// The entry file name of a pair: SHA-256 of the length-prefixed tenant, then the nonce,
+/// so no two pairs share a name and any nonce is a safe file name.
+fn entry_name(tenant: &str, nonce: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((tenant.len() as u64).to_be_bytes());
+    h.update(tenant.as_bytes());
+    h.update(nonce.as_bytes());
+    let digest = h.finalize();
+    let mut name = String::with_capacity(64);
+    for b in digest {
+        name.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
+        name.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
     }
-    for (t, tenant, nonce) in &doomed {
-        expiry.remove((*t, tenant.as_str(), nonce.as_str()))?;
-        nonces.remove((tenant.as_str(), nonce.as_str()))?;
+    name
+}
+
+fn is_entry_name(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Bucket names sort as their numbers: 20 decimal digits.
+fn bucket_name(number: u64) -> String {
+    format!("{number:020}")
+}
+
+fn parse_bucket_name(s: &str) -> Option<u64> {
+    (s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+/// When the pair of the entry at `path` was recorded, as RFC 3339, or why it is unknown.
+fn first_seen(path: &Path) -> String {
+    let mut text = String::new();
+    let read = File::open(path).and_then(|f| f.take(ENTRY_MAX_BYTES).read_to_string(&mut text));
+    match read.ok().and_then(|_| text.trim().parse::<u64>().ok()) {
+        Some(secs) => rfc3339(secs),
+        None => "an unknown time: the entry's content was lost".to_owned(),
     }
-    Ok(())
+}
+
+/// `fsync` of a directory: makes the names created or removed in it durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)?
+        .sync_all()
 }
 
 fn unix_secs(t: DateTime<Utc>) -> u64 {

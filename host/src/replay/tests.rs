@@ -43,7 +43,7 @@ fn a_new_store_object_sees_old_records() {
 }
 
 #[test]
-fn entries_are_forgotten_once_no_manifest_can_carry_them() {
+fn entries_are_forgotten_once_their_bucket_has_passed() {
     let dir = tempfile::tempdir().unwrap();
     let store = ReplayStore::new(dir.path());
     for i in 0..10 {
@@ -51,21 +51,27 @@ fn entries_are_forgotten_once_no_manifest_can_carry_them() {
             .record("acme", &format!("old{i}"), at(EXP), at(T0))
             .unwrap();
     }
-    // Still remembered at expiry + the largest skew.
+    // forget_after = expiry + the largest skew = 21:15:00, in the bucket [21:10, 21:20).
     let edge = at(EXP) + chrono::TimeDelta::seconds(MAX_CLOCK_SKEW_SECS as i64);
+    assert_eq!(edge, at("2026-11-26T21:15:00Z"));
     store
         .record("acme", "new1", at("2026-11-26T21:20:00Z"), edge)
         .unwrap();
     assert_eq!(store.stats().unwrap().entries, 11);
     assert!(store.check_only("acme", "old3").is_err());
-    // One second later they go.
-    let later = edge + chrono::TimeDelta::seconds(1);
+    // Still there in the bucket's last second.
     store
-        .record("acme", "new2", at("2026-11-26T21:20:00Z"), later)
+        .record("acme", "new2", at("2026-11-26T21:20:00Z"), at("2026-11-26T21:19:59Z"))
         .unwrap();
-    assert_eq!(store.stats().unwrap().entries, 2);
+    assert_eq!(store.stats().unwrap().entries, 12);
+    // Gone once the bucket has passed; the newer ones stay.
+    store
+        .record("acme", "new3", at("2026-11-26T21:20:00Z"), at("2026-11-26T21:20:00Z"))
+        .unwrap();
+    assert_eq!(store.stats().unwrap().entries, 3);
     store.check_only("acme", "old3").unwrap();
     assert!(store.check_only("acme", "new1").is_err());
+    assert!(store.check_only("acme", "new3").is_err());
 }
 
 #[test]
@@ -89,42 +95,119 @@ fn pruning_is_bounded_per_write() {
     assert_eq!(store.stats().unwrap().entries, 2);
 }
 
-#[test]
-fn a_corrupt_store_fails_closed() {
+fn assert_unavailable(case: &str, e: ReplayError) {
+    assert_eq!(e.reason(), Reason::ReplayStoreUnavailable, "{case}: {e}");
+    let r = e.to_refusal();
+    assert!(
+        r.message.contains(STORE_DIR) && r.message.contains("move it aside"),
+        "{case}: {}",
+        r.message
+    );
+}
+
+/// A store with one entry, ("acme", "n1"), and that entry's path.
+fn one_entry() -> (tempfile::TempDir, ReplayStore, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let store = ReplayStore::new(dir.path());
     store.record("acme", "n1", at(EXP), at(T0)).unwrap();
-    std::fs::write(store.path(), vec![0x5a; 64 * 1024]).unwrap();
+    let (_, bucket) = store.buckets().unwrap().pop().unwrap();
+    let entry = bucket.join(entry_name("acme", "n1"));
+    assert!(entry.is_file());
+    (dir, store, entry)
+}
+
+#[test]
+fn anything_the_store_did_not_write_fails_closed() {
+    // In the store's directory: every operation lists it, so every operation refuses.
+    let cases: [(&str, fn(&Path)); 3] = [
+        ("a stray file", |root| {
+            std::fs::write(root.join("stray"), b"x").unwrap()
+        }),
+        ("a bucket that is a file", |root| {
+            std::fs::write(root.join(bucket_name(7)), b"x").unwrap()
+        }),
+        ("a bucket that is a symlink", |root| {
+            std::os::unix::fs::symlink("/tmp", root.join(bucket_name(8))).unwrap()
+        }),
+    ];
+    for (case, damage) in cases {
+        let (_dir, store, _) = one_entry();
+        damage(store.path());
+        assert_unavailable(case, store.record("acme", "n2", at(EXP), at(T0)).unwrap_err());
+        assert_unavailable(case, store.check_only("acme", "n1").unwrap_err());
+        assert_unavailable(case, store.stats().unwrap_err());
+    }
+
+    // An entry that is not a file: its own lookups refuse, and so does any listing.
+    let (_dir, store, entry) = one_entry();
+    std::fs::remove_file(&entry).unwrap();
+    std::fs::create_dir(&entry).unwrap();
+    let case = "an entry that is a directory";
+    assert_unavailable(case, store.record("acme", "n1", at(EXP), at(T0)).unwrap_err());
+    assert_unavailable(case, store.check_only("acme", "n1").unwrap_err());
+    assert_unavailable(case, store.stats().unwrap_err());
+
+    // A stray file in a bucket: refused by listings (stats, and pruning the bucket).
+    let (_dir, store, entry) = one_entry();
+    std::fs::write(entry.with_file_name("stray"), b"x").unwrap();
+    let case = "a stray file in a bucket";
+    assert_unavailable(case, store.stats().unwrap_err());
+    let later = at("2026-11-27T00:00:00Z");
+    assert_unavailable(
+        case,
+        store.record("acme", "n2", later, later).unwrap_err(),
+    );
+}
+
+#[test]
+fn an_entry_whose_content_was_lost_still_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ReplayStore::new(dir.path());
+    store.record("acme", "n1", at(EXP), at(T0)).unwrap();
+    let (_, bucket) = store.buckets().unwrap().pop().unwrap();
+    std::fs::write(bucket.join(entry_name("acme", "n1")), b"").unwrap();
+    let e = store.record("acme", "n1", at(EXP), at(T0)).unwrap_err();
+    assert_eq!(e.reason(), Reason::ReplayedNonce, "{e}");
+    assert!(e.to_string().contains("unknown time"), "{e}");
+}
+
+#[test]
+fn an_earlier_versions_store_stops_the_runner() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ReplayStore::new(dir.path());
+    std::fs::write(dir.path().join(LEGACY_DB_FILE), b"redb").unwrap();
     for e in [
-        store.record("acme", "n2", at(EXP), at(T0)).unwrap_err(),
+        store.record("acme", "n1", at(EXP), at(T0)).unwrap_err(),
         store.check_only("acme", "n1").unwrap_err(),
     ] {
-        assert_eq!(e.reason(), Reason::ReplayStoreUnavailable, "{e}");
-        let r = e.to_refusal();
-        assert!(
-            r.message.contains(DB_FILE) && r.message.contains("move it aside"),
-            "{}",
-            r.message
-        );
+        assert!(matches!(e, ReplayError::Legacy { .. }), "{e}");
+        assert_eq!(e.reason(), Reason::ReplayStoreUnavailable);
     }
+    assert!(!store.path().exists());
+}
+
+#[test]
+fn entry_names_separate_tenant_from_nonce() {
+    assert_ne!(entry_name("ab", "c"), entry_name("a", "bc"));
+    assert!(is_entry_name(&entry_name("acme", "../../etc/passwd")));
 }
 
 #[test]
 fn an_unusable_store_path_fails_closed() {
-    // Root ignores mode bits, so "unwritable" is made with a directory and a symlink.
     let dir = tempfile::tempdir().unwrap();
     let store = ReplayStore::new(dir.path());
-    std::fs::create_dir(store.path()).unwrap();
+    std::fs::write(store.path(), b"not a directory").unwrap();
     let e = store.record("acme", "n1", at(EXP), at(T0)).unwrap_err();
     assert_eq!(e.reason(), Reason::ReplayStoreUnavailable, "{e}");
 
     let dir = tempfile::tempdir().unwrap();
     let store = ReplayStore::new(dir.path());
-    let elsewhere = dir.path().join("elsewhere.redb");
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, store.path()).unwrap();
     let e = store.record("acme", "n1", at(EXP), at(T0)).unwrap_err();
     assert_eq!(e.reason(), Reason::ReplayStoreUnavailable, "{e}");
-    assert!(!elsewhere.exists(), "followed the symlink");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "followed the symlink");
 }
 
 #[test]
@@ -133,7 +216,7 @@ fn a_loose_store_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let store = ReplayStore::new(dir.path());
     store.record("acme", "n1", at(EXP), at(T0)).unwrap();
-    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let e = store.record("acme", "n2", at(EXP), at(T0)).unwrap_err();
     assert!(matches!(e, ReplayError::Untrusted { .. }), "{e}");
     assert!(e.to_refusal().message.contains("chmod go-w"));
@@ -155,7 +238,7 @@ fn a_held_lock_times_out_closed() {
 #[test]
 fn threads_racing_on_one_nonce_record_it_once() {
     // Exactly one wins, and every other thread is told "replayed", not "store
-    // unavailable": the lock serializes them instead of letting redb refuse them.
+    // unavailable": the lock serializes them.
     let dir = tempfile::tempdir().unwrap();
     let results: Vec<Result<(), Reason>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
