@@ -202,3 +202,57 @@ fn a_plugin_configured_for_an_algorithm_it_does_not_implement_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn every_embedded_verifier_declares_what_the_binary_lists() {
+    // `load` checks each embedded plugin's own declaration against the binary's list
+    // (which `load_for` relies on to skip plugins); a mismatch is a load error.
+    let v = Verifiers::load(
+        crate::support::host(PluginLimits::default()),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    for builtin in edge_runner::plugins::embedded::VERIFIERS {
+        for alg in builtin.algorithms {
+            assert!(
+                v.get(alg).is_some(),
+                "{} does not serve {alg}",
+                builtin.name
+            );
+        }
+    }
+    assert_eq!(v.available(), ["ES256", "HS256"]);
+}
+
+#[test]
+fn only_the_verifiers_the_keys_need_are_loaded() {
+    let es256_only = std::collections::BTreeSet::from(["ES256"]);
+    let v = Verifiers::load_for(
+        crate::support::host(PluginLimits::default()),
+        &BTreeMap::new(),
+        &es256_only,
+    )
+    .unwrap();
+    assert!(v.get("ES256").is_some());
+    assert!(v.get("HS256").is_none(), "loaded a verifier no key needs");
+    // Still named as available, for the "no verifier for this key" message.
+    assert_eq!(v.available(), ["ES256", "HS256"]);
+
+    // A configured override is loaded even when no key needs it, so a broken pin is
+    // reported by every command, not only by the first task that needs it.
+    let mut overrides = BTreeMap::new();
+    overrides.insert(
+        "HS256".to_owned(),
+        PinnedFile {
+            path: fixture("misbehaving"),
+            sha256: "sha256:".to_owned() + &"0".repeat(64),
+        },
+    );
+    let err = Verifiers::load_for(
+        crate::support::host(PluginLimits::default()),
+        &overrides,
+        &es256_only,
+    )
+    .unwrap_err();
+    assert!(format!("{err:#}").contains("sha256"), "{err:#}");
+}

@@ -70,7 +70,7 @@ fn text_output(n: usize) -> Vec<u8> {
 
 fn map(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let host = PluginHost::new(PluginLimits::default(), CompileCache::disabled()).unwrap();
+    let host = PluginHost::long_lived(PluginLimits::default(), CompileCache::disabled()).unwrap();
     let digest = format!(
         "[plugins.mapper]\npath = {:?}\nsha256 = \"{}\"\n",
         env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER"),
@@ -103,7 +103,7 @@ fn file_sink(c: &mut Criterion) {
         path.display().to_string()
     );
     let sinks = EventSinks::open(&config(dir.path(), &cfg)).unwrap();
-    let host = PluginHost::new(PluginLimits::default(), CompileCache::disabled()).unwrap();
+    let host = PluginHost::long_lived(PluginLimits::default(), CompileCache::disabled()).unwrap();
     let p = EventPipeline::new(&config(dir.path(), &cfg), &host).unwrap();
     let json = p.build(&record(text_output(4096))).json;
 

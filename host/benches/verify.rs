@@ -23,7 +23,7 @@ fn members(jwk: &serde_json::Value) -> Vec<(String, String)> {
 }
 
 fn bench(c: &mut Criterion) {
-    let host = PluginHost::new(PluginLimits::default(), CompileCache::disabled())
+    let host = PluginHost::long_lived(PluginLimits::default(), CompileCache::disabled())
         .unwrap_or_else(|e| panic!("{e}"));
     let verifiers = Verifiers::load(host, &BTreeMap::new()).unwrap_or_else(|e| panic!("{e}"));
     let input = b"eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.eyJtYW5pZmVzdF92ZXJzaW9uIjoiMSJ9";

@@ -103,9 +103,13 @@ impl Runner {
             .unwrap_or_else(CompileCache::disabled);
         let host = PluginHost::new(config.plugins.limits(), cache)?;
         let events = EventPipeline::new(config, &host).map_err(SetupError::Events)?;
-        let verifiers = Verifiers::load(host, &config.plugins.verifier_overrides())?;
         crate::fsperm::check_trusted(&config.keys, "key set")?;
         let keys = KeySet::load(&config.keys)?;
+        // Only the verifiers the keys need: a task signed with another algorithm is refused
+        // whatever plugins exist.
+        let algorithms = keys.iter().map(|k| k.alg.as_str()).collect();
+        let verifiers =
+            Verifiers::load_for(host, &config.plugins.verifier_overrides(), &algorithms)?;
         let verifier = SignatureVerifier::new(keys, verifiers)?;
         let armory = Armory::open(&config.armory).map_err(SetupError::Armory)?;
         Ok(Self {

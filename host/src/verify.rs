@@ -57,7 +57,7 @@ impl SignatureVerifier {
     pub fn new(keys: KeySet, verifiers: Verifiers) -> Result<Self, KeysError> {
         for key in keys.iter() {
             let Some(plugin) = verifiers.get(&key.alg) else {
-                let known: Vec<&str> = verifiers.iter().map(|(a, _)| a).collect();
+                let known = verifiers.available();
                 return Err(keys.bad_key(
                     &key.kid,
                     format!(

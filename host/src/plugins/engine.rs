@@ -36,9 +36,21 @@ const KEEP_RESIDENT: usize = 2 * 1024 * 1024;
 /// Native stack a plugin may use.
 const MAX_WASM_STACK: usize = 512 * 1024;
 
+/// How long the process using the engine lives, which decides how instances get memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residency {
+    /// A command that makes a handful of calls and exits (`edge-runner run`, `verify`):
+    /// memories are mapped on demand. Setting up the pool costs 0.25-0.6 ms (its slots,
+    /// tables and page-map scanner) and only pays back over many calls.
+    OneShot,
+    /// A process making many calls (an embedding service, the benchmarks): the pooling
+    /// allocator, whose slots keep dirtied pages resident between calls.
+    LongLived,
+}
+
 /// Builds the engine. Features a plugin does not need are off so that a component using
 /// them fails to load instead of widening the attack surface.
-pub(crate) fn build(limits: &PluginLimits) -> wasmtime::Result<Engine> {
+pub(crate) fn build(limits: &PluginLimits, residency: Residency) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
@@ -68,7 +80,9 @@ pub(crate) fn build(limits: &PluginLimits) -> wasmtime::Result<Engine> {
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
         .pagemap_scan(Enabled::Auto);
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if residency == Residency::LongLived {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
     Engine::new(&config)
 }
 

@@ -17,7 +17,7 @@ mod store;
 pub mod verifier;
 
 pub use cache::CompileCache;
-pub use engine::PluginLimits;
+pub use engine::{PluginLimits, Residency};
 pub use mapper::MapperPlugin;
 pub use verifier::{VerifierPlugin, Verifiers, VerifyFailure};
 
@@ -193,8 +193,22 @@ struct LoadedBytes<'a> {
 }
 
 impl PluginHost {
+    /// A host for a command that makes a few calls and exits ([`Residency::OneShot`]).
     pub fn new(limits: PluginLimits, cache: CompileCache) -> Result<Self, PluginError> {
-        let engine = engine::build(&limits).map_err(PluginError::Engine)?;
+        Self::with_residency(limits, cache, Residency::OneShot)
+    }
+
+    /// A host whose process makes many calls: pooled instances ([`Residency::LongLived`]).
+    pub fn long_lived(limits: PluginLimits, cache: CompileCache) -> Result<Self, PluginError> {
+        Self::with_residency(limits, cache, Residency::LongLived)
+    }
+
+    fn with_residency(
+        limits: PluginLimits,
+        cache: CompileCache,
+        residency: Residency,
+    ) -> Result<Self, PluginError> {
+        let engine = engine::build(&limits, residency).map_err(PluginError::Engine)?;
         let mut linker = Linker::new(&engine);
         store::add_deny_all_wasi(&mut linker).map_err(PluginError::Engine)?;
         Ok(Self {

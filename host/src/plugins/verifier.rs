@@ -11,7 +11,7 @@ use super::{
     FaultKind, LoadedBytes, Origin, PinnedFile, PluginError, PluginFault, PluginHost, embedded,
     plugin_text, store,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -240,6 +240,8 @@ impl PluginHost {
 pub struct Verifiers {
     host: PluginHost,
     by_alg: BTreeMap<String, Arc<VerifierPlugin>>,
+    /// Algorithms of embedded verifiers that [`Verifiers::load_for`] skipped.
+    not_loaded: BTreeSet<&'static str>,
 }
 
 impl fmt::Debug for Verifiers {
@@ -257,9 +259,46 @@ impl Verifiers {
         host: PluginHost,
         overrides: &BTreeMap<String, PinnedFile>,
     ) -> Result<Self, PluginError> {
+        Self::load_filtered(host, overrides, |_| true)
+    }
+
+    /// Like [`Verifiers::load`], but of the embedded defaults only those implementing one
+    /// of `algorithms` (the key set's): each one skipped saves a process its loading.
+    /// Configured overrides are always loaded, so a broken pin fails every command.
+    pub fn load_for(
+        host: PluginHost,
+        overrides: &BTreeMap<String, PinnedFile>,
+        algorithms: &BTreeSet<&str>,
+    ) -> Result<Self, PluginError> {
+        Self::load_filtered(host, overrides, |b| {
+            b.algorithms.iter().any(|a| algorithms.contains(a))
+        })
+    }
+
+    fn load_filtered(
+        host: PluginHost,
+        overrides: &BTreeMap<String, PinnedFile>,
+        wanted: impl Fn(&embedded::Builtin) -> bool,
+    ) -> Result<Self, PluginError> {
         let mut by_alg = BTreeMap::new();
+        let mut not_loaded = BTreeSet::new();
         for builtin in embedded::VERIFIERS {
+            if !wanted(builtin) {
+                not_loaded.extend(builtin.algorithms.iter().copied());
+                continue;
+            }
             let plugin = host.load_verifier_bytes(PluginHost::builtin_bytes(builtin))?;
+            let declared: BTreeSet<&str> =
+                plugin.algorithms.iter().map(|a| a.name.as_str()).collect();
+            if declared != builtin.algorithms.iter().copied().collect() {
+                return Err(PluginError::BadInfo {
+                    label: plugin.name.clone(),
+                    problem: format!(
+                        "it declares {declared:?}, but the binary lists {:?} for it",
+                        builtin.algorithms
+                    ),
+                });
+            }
             let plugin = Arc::new(plugin);
             for a in &plugin.algorithms {
                 if !overrides.contains_key(&a.name) {
@@ -283,7 +322,19 @@ impl Verifiers {
             }
             by_alg.insert(alg.clone(), Arc::new(plugin));
         }
-        Ok(Self { host, by_alg })
+        not_loaded.retain(|a| !overrides.contains_key(*a));
+        Ok(Self {
+            host,
+            by_alg,
+            not_loaded,
+        })
+    }
+
+    /// Every algorithm this runner can verify: loaded, or embedded and not needed yet.
+    pub fn available(&self) -> Vec<&str> {
+        let mut all: BTreeSet<&str> = self.by_alg.keys().map(String::as_str).collect();
+        all.extend(self.not_loaded.iter().copied());
+        all.into_iter().collect()
     }
 
     /// The plugin that verifies `alg`, if any.

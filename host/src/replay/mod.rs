@@ -300,7 +300,9 @@ impl ReplayStore {
                     path: path.clone(),
                     what: "not a bucket name",
                 })?;
-            let kind = item.file_type().map_err(self.io(&path, "inspect a bucket"))?;
+            let kind = item
+                .file_type()
+                .map_err(self.io(&path, "inspect a bucket"))?;
             if !kind.is_dir() {
                 return Err(ReplayError::Corrupt {
                     path,
@@ -320,7 +322,9 @@ impl ReplayStore {
             let item = item.map_err(self.io(bucket, "list a bucket"))?;
             let path = item.path();
             let named = item.file_name().to_str().is_some_and(is_entry_name);
-            let kind = item.file_type().map_err(self.io(&path, "inspect an entry"))?;
+            let kind = item
+                .file_type()
+                .map_err(self.io(&path, "inspect an entry"))?;
             if !named || !kind.is_file() {
                 return Err(ReplayError::Corrupt {
                     path,
@@ -394,11 +398,9 @@ impl ReplayStore {
             Ok(()) => true,
             Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
             Err(e) if e.kind() == ErrorKind::NotFound && dir == self.dir => {
-                fsperm::ensure_private_dir(dir, what).map_err(|source| {
-                    ReplayError::Untrusted {
-                        path: dir.to_owned(),
-                        source,
-                    }
+                fsperm::ensure_private_dir(dir, what).map_err(|source| ReplayError::Untrusted {
+                    path: dir.to_owned(),
+                    source,
                 })?;
                 true
             }

@@ -61,12 +61,22 @@ fn entries_are_forgotten_once_their_bucket_has_passed() {
     assert!(store.check_only("acme", "old3").is_err());
     // Still there in the bucket's last second.
     store
-        .record("acme", "new2", at("2026-11-26T21:20:00Z"), at("2026-11-26T21:19:59Z"))
+        .record(
+            "acme",
+            "new2",
+            at("2026-11-26T21:20:00Z"),
+            at("2026-11-26T21:19:59Z"),
+        )
         .unwrap();
     assert_eq!(store.stats().unwrap().entries, 12);
     // Gone once the bucket has passed; the newer ones stay.
     store
-        .record("acme", "new3", at("2026-11-26T21:20:00Z"), at("2026-11-26T21:20:00Z"))
+        .record(
+            "acme",
+            "new3",
+            at("2026-11-26T21:20:00Z"),
+            at("2026-11-26T21:20:00Z"),
+        )
         .unwrap();
     assert_eq!(store.stats().unwrap().entries, 3);
     store.check_only("acme", "old3").unwrap();
@@ -119,7 +129,8 @@ fn one_entry() -> (tempfile::TempDir, ReplayStore, PathBuf) {
 #[test]
 fn anything_the_store_did_not_write_fails_closed() {
     // In the store's directory: every operation lists it, so every operation refuses.
-    let cases: [(&str, fn(&Path)); 3] = [
+    type Damage = fn(&Path);
+    let cases: [(&str, Damage); 3] = [
         ("a stray file", |root| {
             std::fs::write(root.join("stray"), b"x").unwrap()
         }),
@@ -133,7 +144,10 @@ fn anything_the_store_did_not_write_fails_closed() {
     for (case, damage) in cases {
         let (_dir, store, _) = one_entry();
         damage(store.path());
-        assert_unavailable(case, store.record("acme", "n2", at(EXP), at(T0)).unwrap_err());
+        assert_unavailable(
+            case,
+            store.record("acme", "n2", at(EXP), at(T0)).unwrap_err(),
+        );
         assert_unavailable(case, store.check_only("acme", "n1").unwrap_err());
         assert_unavailable(case, store.stats().unwrap_err());
     }
@@ -143,7 +157,10 @@ fn anything_the_store_did_not_write_fails_closed() {
     std::fs::remove_file(&entry).unwrap();
     std::fs::create_dir(&entry).unwrap();
     let case = "an entry that is a directory";
-    assert_unavailable(case, store.record("acme", "n1", at(EXP), at(T0)).unwrap_err());
+    assert_unavailable(
+        case,
+        store.record("acme", "n1", at(EXP), at(T0)).unwrap_err(),
+    );
     assert_unavailable(case, store.check_only("acme", "n1").unwrap_err());
     assert_unavailable(case, store.stats().unwrap_err());
 
@@ -153,10 +170,7 @@ fn anything_the_store_did_not_write_fails_closed() {
     let case = "a stray file in a bucket";
     assert_unavailable(case, store.stats().unwrap_err());
     let later = at("2026-11-27T00:00:00Z");
-    assert_unavailable(
-        case,
-        store.record("acme", "n2", later, later).unwrap_err(),
-    );
+    assert_unavailable(case, store.record("acme", "n2", later, later).unwrap_err());
 }
 
 #[test]
@@ -207,7 +221,11 @@ fn an_unusable_store_path_fails_closed() {
     std::os::unix::fs::symlink(&elsewhere, store.path()).unwrap();
     let e = store.record("acme", "n1", at(EXP), at(T0)).unwrap_err();
     assert_eq!(e.reason(), Reason::ReplayStoreUnavailable, "{e}");
-    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0, "followed the symlink");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "followed the symlink"
+    );
 }
 
 #[test]
