@@ -27,4 +27,5 @@ pub mod reason;
 pub mod replay;
 pub mod sandbox;
 pub mod sign;
+pub(crate) mod timing;
 pub mod verify;

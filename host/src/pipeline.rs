@@ -26,6 +26,7 @@ use crate::reason::{Reason, Refusal};
 use crate::replay::ReplayStore;
 use crate::sandbox::support::HostSupport;
 use crate::sandbox::{self, Executable, Launch, Outcome, SandboxPolicy, Termination};
+use crate::timing::StageClock;
 use crate::verify::SignatureVerifier;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -184,7 +185,7 @@ impl Runner {
         ctx: &mut TaskContext,
         in_sandbox: &mut Duration,
     ) -> Result<Verdict, Stop> {
-        let mut clock = StageClock::start();
+        let mut clock = StageClock::start("stage timings");
         let parsed = jws::parse(task, &self.jws_limits).map_err(Stop::Denied)?;
         let verified = self.verifier.verify(parsed).map_err(Stop::Denied)?;
         clock.lap("verify");
@@ -298,41 +299,6 @@ impl Runner {
                 self.sandbox.rootfs.display()
             ),
         ))
-    }
-}
-
-/// Per-stage wall time of one task, logged at debug level (`-v -v`) when it is dropped,
-/// however the stages ended: where a task's time went, for operators and benchmarks.
-struct StageClock {
-    last: Instant,
-    laps: Vec<(&'static str, Duration)>,
-}
-
-impl StageClock {
-    fn start() -> Self {
-        Self {
-            last: Instant::now(),
-            laps: Vec::with_capacity(8),
-        }
-    }
-
-    fn lap(&mut self, stage: &'static str) {
-        let now = Instant::now();
-        self.laps.push((stage, now - self.last));
-        self.last = now;
-    }
-}
-
-impl Drop for StageClock {
-    fn drop(&mut self) {
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            let laps: Vec<String> = self
-                .laps
-                .iter()
-                .map(|(stage, d)| format!("{stage}={}us", d.as_micros()))
-                .collect();
-            tracing::debug!(stages = %laps.join(" "), "stage timings");
-        }
     }
 }
 

@@ -181,6 +181,7 @@ fn check_launch(launch: &Launch) -> Result<(), SandboxError> {
 
 /// Runs `launch` under `policy`. See the module documentation.
 pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxError> {
+    let mut clock = crate::timing::StageClock::start("sandbox timings");
     policy
         .check()
         .map_err(|message| SandboxError::InvalidPolicy { message })?;
@@ -191,6 +192,7 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
         .to_owned();
     let host = support::HostSupport::probe(policy.runsc_path.as_deref());
     let plan = plan::resolve(policy, &host).map_err(SandboxError::Refused)?;
+    clock.lap("probe");
 
     static SWEEP: Once = Once::new();
     SWEEP.call_once(|| {
@@ -202,6 +204,7 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
             );
         }
     });
+    clock.lap("sweep");
 
     state::private_dir(&state::sandbox_dir(&state_dir)).map_err(|source| SandboxError::Io {
         what: format!("prepare {}", state::sandbox_dir(&state_dir).display()),
@@ -212,6 +215,7 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
         source,
     })?;
     tracing::debug!(run = %run.id, backend = plan.backend.name(), "sandbox run");
+    clock.lap("run_dir");
     let result = match &plan.backend {
         plan::Backend::Native => native::run(
             policy,
@@ -220,6 +224,7 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
             &run,
             host.cgroups.as_ref().filter(|_| plan.cgroups),
             &state_dir,
+            &mut clock,
         ),
         plan::Backend::Runsc { binary } => runsc::run(
             policy,
@@ -231,9 +236,11 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
             &state_dir,
         ),
     };
+    clock.lap("backend");
     if let Err(e) = run.finish() {
         tracing::warn!(error = %e, "failed to remove a finished run's directory");
     }
+    clock.lap("finish");
     result
 }
 

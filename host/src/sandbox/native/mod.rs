@@ -84,6 +84,7 @@ pub(crate) fn run(
     run: &Run,
     cgroups: Option<&Layout>,
     state_dir: &std::path::Path,
+    clock: &mut crate::timing::StageClock,
 ) -> Result<Outcome, SandboxError> {
     let limits = launch.limits.clone();
     let rootless = !geteuid().is_root();
@@ -176,6 +177,7 @@ pub(crate) fn run(
         strings,
     };
 
+    clock.lap("plan");
     let cgroup = match cgroups {
         Some(layout) => Some(
             RunCgroup::create(
@@ -205,6 +207,7 @@ pub(crate) fn run(
     };
     init_plan.cgroup_join = join_files.iter().map(AsRawFd::as_raw_fd).collect();
 
+    clock.lap("cgroup");
     let flags = (libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
@@ -246,6 +249,7 @@ pub(crate) fn run(
         seccomp: if plan.seccomp { 2 } else { 0 },
         namespaces: NAMESPACES,
     };
+    clock.lap("clone");
     let (namespaces, started) = start(
         &mut guard,
         policy,
@@ -256,6 +260,7 @@ pub(crate) fn run(
         &init_plan,
     )?;
 
+    clock.lap("setup");
     let mut pump = Pump::new(
         stdin_w,
         launch.stdin,
@@ -297,6 +302,7 @@ pub(crate) fn run(
             }
         }
     }
+    clock.lap("tool");
     let reaped = sys::wait4(guard.pid).map_err(errno_err("reap the sandbox"))?;
     guard.reaped = true;
     let wall_ms = started.elapsed().as_millis() as u64;
@@ -317,6 +323,7 @@ pub(crate) fn run(
     if let Some(c) = cg {
         c.remove().map_err(io_err("remove the run's cgroup"))?;
     }
+    clock.lap("teardown");
     Ok(Outcome {
         termination,
         timed_out,
