@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! bytes -> jws::parse -> SignatureVerifier::verify -> manifest::decode (claims)
-//!       -> ReplayStore::check_and_record -> Armory::resolve -> sandbox::run -> events
+//!       -> ReplayStore::check -> Armory::resolve -> sandbox::prepare
+//!       -> ReplayStore::check_and_record -> Prepared::run -> events
 //! ```
 //!
 //! Any stage that says no ends the task with a [`Refusal`]; the denial event carries its
@@ -24,7 +25,6 @@ use crate::manifest::{self, CheckedManifest, ClaimPolicy};
 use crate::plugins::{CompileCache, PluginHost, Verifiers};
 use crate::reason::{Reason, Refusal};
 use crate::replay::ReplayStore;
-use crate::sandbox::support::HostSupport;
 use crate::sandbox::{self, Executable, Launch, Outcome, SandboxPolicy, Termination};
 use crate::timing::StageClock;
 use crate::verify::SignatureVerifier;
@@ -194,11 +194,11 @@ impl Runner {
         fill_context(ctx, &manifest);
         clock.lap("claims");
 
-        let replay = match mode {
-            Mode::Run => self.replay.check_and_record(&manifest, chrono::Utc::now()),
-            Mode::DryRun => self.replay.check(&manifest),
-        };
-        replay.map_err(|e| Stop::Denied(e.to_refusal()))?;
+        // A replay is refused before anything is spent on it; the nonce itself is recorded
+        // last, right before the launch (below).
+        self.replay
+            .check(&manifest)
+            .map_err(|e| Stop::Denied(e.to_refusal()))?;
         clock.lap("replay");
 
         let tool = self
@@ -213,16 +213,21 @@ impl Runner {
             })?;
         self.check_interpreter(&tool).map_err(Stop::Denied)?;
         clock.lap("armory");
+        // The sandbox this host can give, decided now: a required protection the host
+        // lacks refuses the task here, for a dry run exactly as for a real one.
+        let prepared = sandbox::prepare(&self.sandbox).map_err(sandbox_stop)?;
         if mode == Mode::DryRun {
-            // "Would run" must hold on this host: make the decision `sandbox::run` makes
-            // first (a required protection the host lacks refuses the task), or a dry run
-            // would approve a task its real run refuses.
-            let host = HostSupport::probe(self.sandbox.runsc_path.as_deref());
-            sandbox::plan::resolve(&self.sandbox, &host).map_err(Stop::Denied)?;
             return Ok(Verdict::WouldRun {
                 tool_sha256: tool.digest().to_owned(),
             });
         }
+        // The nonce is recorded durably, and atomically against every other runner, as the
+        // last step before the launch: a task refused by any stage above has not spent it
+        // (it can run once the refusal is fixed), and once recorded it never runs again.
+        self.replay
+            .check_and_record(&manifest, chrono::Utc::now())
+            .map_err(|e| Stop::Denied(e.to_refusal()))?;
+        clock.lap("record");
 
         let file = tool.file().try_clone().map_err(|e| {
             Stop::Failed(Refusal::new(
@@ -243,22 +248,27 @@ impl Runner {
             limits,
         };
         let launched = Instant::now();
-        let result = sandbox::run(&self.sandbox, launch);
+        let result = prepared.run(launch);
         *in_sandbox = launched.elapsed();
         clock.lap("sandbox");
         // The private copy is removed when `tool` drops, after the run.
         drop(tool);
         clock.lap("cleanup");
-        match result {
-            Ok(outcome) => Ok(Verdict::Ran(Box::new(outcome))),
-            Err(e) => Err(match e.refusal() {
-                Some(r) => Stop::Denied(r),
-                None => Stop::Failed(Refusal::new(
-                    Reason::SandboxFailed,
-                    format!("{:#}", anyhow_chain(&e)),
-                )),
-            }),
-        }
+        result
+            .map(|outcome| Verdict::Ran(Box::new(outcome)))
+            .map_err(sandbox_stop)
+    }
+}
+
+/// A sandbox refusal (a protection the host lacks, a posture that did not come up) or the
+/// runner's own failure to run it.
+fn sandbox_stop(e: sandbox::SandboxError) -> Stop {
+    match e.refusal() {
+        Some(r) => Stop::Denied(r),
+        None => Stop::Failed(Refusal::new(
+            Reason::SandboxFailed,
+            format!("{:#}", anyhow_chain(&e)),
+        )),
     }
 }
 

@@ -183,13 +183,20 @@ fn an_unknown_digest_is_refused(backend: Backend) {
 
 fn an_unauthorized_digest_is_refused(backend: Backend) {
     let (w, _) = world_with_tool(backend);
-    let digest = w.add_tool("pending", "#!/bin/sh\necho must not run\n", false);
+    let digest = w.add_tool("pending", "#!/bin/sh\necho pending tool ran\n", false);
     let task = w.sign(&w.manifest("t-unauthorized", &digest));
     let o = w.run(&task);
     assert_refused(&o, "digest_unauthorized", "armory");
     let event = w.only_event();
     assert_denial_event(&event, &task, "digest_unauthorized", "armory");
     assert_linked(&event, "t-unauthorized", &digest);
+    // The refusal did not spend the nonce: once the operator authorizes the digest, the
+    // same signed task runs (once).
+    assert_exit(&w.er(&["armory", "authorize", &digest]), 0);
+    assert_exit(&w.run(&task), 0);
+    let events = w.events();
+    assert_eq!(events[1]["type"], COMPLETED, "{events:#?}");
+    assert_refused(&w.run(&task), "replayed_nonce", "replay");
 }
 
 /// Regression (e2e review): a script for an interpreter the sandbox root lacks used to fail
@@ -254,6 +261,10 @@ fn required_apparmor_on_a_kernel_without_it_is_refused(backend: Backend) {
     let event = w.only_event();
     assert_denial_event(&event, &task, "apparmor_unavailable", "sandbox");
     assert_linked(&event, "t-apparmor", &digest);
+    // The refusal came before the nonce was recorded: with the protection relaxed, the
+    // same signed task runs.
+    assert_exit(&w.run_with(&task, "if-available", &[]), 0);
+    assert_eq!(w.events()[1]["type"], COMPLETED);
     if backend == Backend::Native {
         return;
     }
@@ -270,7 +281,7 @@ fn required_apparmor_on_a_kernel_without_it_is_refused(backend: Backend) {
         super::stderr(&o)
     );
     let events = w.events();
-    assert_eq!(events.len(), 2, "{events:#?}");
-    assert_denial_event(&events[1], &task, "sandbox_unavailable", "sandbox");
-    assert_linked(&events[1], "t-no-runsc", &digest);
+    assert_eq!(events.len(), 3, "{events:#?}");
+    assert_denial_event(&events[2], &task, "sandbox_unavailable", "sandbox");
+    assert_linked(&events[2], "t-no-runsc", &digest);
 }

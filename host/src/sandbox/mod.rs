@@ -181,11 +181,18 @@ fn check_launch(launch: &Launch) -> Result<(), SandboxError> {
 
 /// Runs `launch` under `policy`. See the module documentation.
 pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxError> {
+    prepare(policy)?.run(launch)
+}
+
+/// Decides how tasks would run on this host now, without running anything: the policy is
+/// checked, the host probed and the backend chosen. A required protection the host lacks
+/// is refused here, so a caller can refuse a task before spending anything on it (its
+/// nonce, for the pipeline).
+pub fn prepare(policy: &SandboxPolicy) -> Result<Prepared<'_>, SandboxError> {
     let mut clock = crate::timing::StageClock::start("sandbox timings");
     policy
         .check()
         .map_err(|message| SandboxError::InvalidPolicy { message })?;
-    check_launch(&launch)?;
     let state_dir = policy
         .state_dir()
         .ok_or(SandboxError::NoRunnerContext)?
@@ -193,55 +200,82 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
     let host = support::HostSupport::probe(policy.runsc_path.as_deref());
     let plan = plan::resolve(policy, &host).map_err(SandboxError::Refused)?;
     clock.lap("probe");
+    Ok(Prepared {
+        policy,
+        state_dir,
+        host,
+        plan,
+        clock,
+    })
+}
 
-    static SWEEP: Once = Once::new();
-    SWEEP.call_once(|| {
-        let report = sweep_with(policy, &host, &state_dir);
-        if report.runs > 0 {
-            tracing::warn!(
-                runs = report.runs,
-                "swept leftovers of sandbox runs whose runner died"
-            );
-        }
-    });
-    clock.lap("sweep");
+/// A sandbox decided by [`prepare`], ready to run one launch.
+pub struct Prepared<'a> {
+    policy: &'a SandboxPolicy,
+    state_dir: PathBuf,
+    host: support::HostSupport,
+    plan: plan::Plan,
+    clock: crate::timing::StageClock,
+}
 
-    state::private_dir(&state::sandbox_dir(&state_dir)).map_err(|source| SandboxError::Io {
-        what: format!("prepare {}", state::sandbox_dir(&state_dir).display()),
-        source,
-    })?;
-    let run = state::Run::begin(&state_dir).map_err(|source| SandboxError::Io {
-        what: "create the run directory".into(),
-        source,
-    })?;
-    tracing::debug!(run = %run.id, backend = plan.backend.name(), "sandbox run");
-    clock.lap("run_dir");
-    let result = match &plan.backend {
-        plan::Backend::Native => native::run(
-            policy,
-            &plan,
-            launch,
-            &run,
-            host.cgroups.as_ref().filter(|_| plan.cgroups),
-            &state_dir,
-            &mut clock,
-        ),
-        plan::Backend::Runsc { binary } => runsc::run(
-            policy,
-            &plan,
-            binary,
-            launch,
-            &run,
-            host.cgroups.as_ref().filter(|_| plan.cgroups),
-            &state_dir,
-        ),
-    };
-    clock.lap("backend");
-    if let Err(e) = run.finish() {
-        tracing::warn!(error = %e, "failed to remove a finished run's directory");
+impl std::fmt::Debug for Prepared<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("backend", &self.plan.backend.name())
+            .finish_non_exhaustive()
     }
-    clock.lap("finish");
-    result
+}
+
+impl Prepared<'_> {
+    /// Runs `launch` in the prepared sandbox.
+    pub fn run(self, launch: Launch) -> Result<Outcome, SandboxError> {
+        let Prepared {
+            policy,
+            state_dir,
+            host,
+            plan,
+            mut clock,
+        } = self;
+        check_launch(&launch)?;
+
+        static SWEEP: Once = Once::new();
+        SWEEP.call_once(|| {
+            let report = sweep_with(policy, &host, &state_dir);
+            if report.runs > 0 {
+                tracing::warn!(
+                    runs = report.runs,
+                    "swept leftovers of sandbox runs whose runner died"
+                );
+            }
+        });
+        clock.lap("sweep");
+
+        state::private_dir(&state::sandbox_dir(&state_dir)).map_err(|source| SandboxError::Io {
+            what: format!("prepare {}", state::sandbox_dir(&state_dir).display()),
+            source,
+        })?;
+        let run = state::Run::begin(&state_dir).map_err(|source| SandboxError::Io {
+            what: "create the run directory".into(),
+            source,
+        })?;
+        tracing::debug!(run = %run.id, backend = plan.backend.name(), "sandbox run");
+        clock.lap("run_dir");
+        let cgroups = host.cgroups.as_ref().filter(|_| plan.cgroups);
+        let result = match &plan.backend {
+            plan::Backend::Native => {
+                native::run(policy, &plan, launch, &run, cgroups, &state_dir, &mut clock)
+            }
+            plan::Backend::Runsc { binary } => {
+                runsc::run(policy, &plan, binary, launch, &run, cgroups, &state_dir)
+            }
+        };
+        clock.lap("backend");
+        if let Err(e) = run.finish() {
+            tracing::warn!(error = %e, "failed to remove a finished run's directory");
+        }
+        clock.lap("finish");
+        result
+    }
 }
 
 /// What [`sweep`] cleaned.
