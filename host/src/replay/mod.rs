@@ -178,8 +178,9 @@ impl ReplayStore {
         )
     }
 
-    /// "Would this be a replay?", without recording anything (for `edge-runner verify`).
-    /// A store that does not exist yet has seen nothing.
+    /// "Would this be a replay?", without recording anything: `edge-runner verify`, and
+    /// `run` refusing a replay before spending anything on it. A store that does not exist
+    /// yet has seen nothing.
     pub fn check(&self, manifest: &CheckedManifest) -> Result<(), ReplayError> {
         self.check_only(&manifest.task().tenant_id, manifest.nonce())
     }
