@@ -7,7 +7,7 @@ mod delivery;
 mod faults;
 mod http;
 mod mapping;
-mod receiver;
+pub(crate) mod receiver;
 
 use edge_runner::config::Config;
 use edge_runner::events::{

@@ -238,3 +238,55 @@ fn an_undeliverable_event_is_a_runner_failure() {
         "{err}"
     );
 }
+
+/// Regression (stop 8): events spooled by `run --events http://...` belong to no
+/// configured sink; `events flush` used to say "nothing is spooled" and exit 0 over them.
+/// It now names them and fails, and `events --events URL flush` delivers them.
+#[test]
+fn events_spooled_by_run_events_http_are_reported_and_flushed() {
+    use crate::events::receiver::{Receiver, free_port};
+    let w = World::new(Backend::Native);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let task = w.sign(&w.manifest("t-spooled", &digest));
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/");
+    // Nobody listens: the event goes to the spool, and the task still counts as run.
+    let o = w.er(&[
+        "run",
+        "--keys",
+        "keys.json",
+        "--sandbox",
+        "native",
+        "--apparmor",
+        "if-available",
+        "--events",
+        &url,
+        task.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0);
+
+    let o = w.er(&["events", "flush"]);
+    assert_exit(&o, 4);
+    let err = stderr(&o);
+    assert!(
+        err.contains("events --events http://URL flush") && err.contains("spool"),
+        "{err}"
+    );
+    let o = w.er(&["events", "status"]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).contains("1 event(s) of an unconfigured sink"),
+        "{}",
+        stdout(&o)
+    );
+
+    let rx = Receiver::start(port);
+    let o = w.er(&["events", "--events", &url, "flush"]);
+    assert_exit(&o, 0);
+    let accepted = rx.accepted();
+    assert_eq!(accepted.len(), 1);
+    let event: serde_json::Value = serde_json::from_slice(&accepted[0].body).unwrap();
+    assert_eq!(event["data"]["task_id"], "t-spooled", "{event:#}");
+    // Nothing is stranded any more.
+    assert_exit(&w.er(&["events", "flush"]), 0);
+}

@@ -14,6 +14,13 @@ use std::time::Duration;
 pub struct EventsArgs {
     #[command(subcommand)]
     pub command: EventsCommand,
+    /// The state directory holding the spools, as given to `run --state`.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// The sink, as given to `run --events` (an `http://` URL): replaces the configured
+    /// sinks, so that events spooled by `run --events http://...` can be flushed.
+    #[arg(long, global = true, value_name = "SINK")]
+    pub events: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,7 +64,13 @@ const NO_HTTP_SINK: &str =
     "no http sink is configured ([[events.sinks]] type = \"http\"); nothing is spooled";
 
 pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
-    let config = super::load_config(global)?;
+    let mut config = super::load_config(global)?;
+    if let Some(dir) = &args.state {
+        config.set_state_dir(dir.clone());
+    }
+    if let Some(spec) = &args.events {
+        config.events.sinks = vec![super::run::parse_sink(spec)?];
+    }
     let has_http = config
         .events
         .sinks()
@@ -65,7 +78,30 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
         .any(|s| matches!(s, edge_runner::events::SinkConfig::Http { .. }));
     if !has_http && !matches!(args.command, EventsCommand::Validate { .. }) {
         let _ = writeln!(std::io::stdout().lock(), "{NO_HTTP_SINK}");
-        return Ok(Exit::Ok);
+        // Events spooled by `run --events http://...` belong to no configured sink: say
+        // where they are and how to deliver them, and do not report success over them.
+        let stranded = stranded_spools(&config.state_dir);
+        if stranded.is_empty() || matches!(args.command, EventsCommand::Status { .. }) {
+            for (dir, n) in &stranded {
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "{}: {n} event(s) of an unconfigured sink",
+                    dir.display()
+                );
+            }
+            return Ok(Exit::Ok);
+        }
+        let list: Vec<String> = stranded
+            .iter()
+            .map(|(dir, n)| format!("{} ({n})", dir.display()))
+            .collect();
+        return Err(Failure::Runner(anyhow::anyhow!(
+            "events are spooled for a sink the configuration does not have: {}. They were \
+             spooled by `run --events http://...`; deliver them with \
+             `edge-runner events --events http://URL flush` (the same URL, and the same \
+             --state if one was given), or add the sink to the configuration",
+            list.join(", ")
+        )));
     }
     match args.command {
         EventsCommand::Validate { file } => validate_file(&file, config.events.max_event_bytes),
@@ -207,4 +243,36 @@ fn validate_file(path: &std::path::Path, cap: usize) -> CmdResult {
             path.display()
         )))
     }
+}
+
+/// Spool and dead-letter directories under `state_dir` that hold files, with their count:
+/// events no configured sink will deliver.
+fn stranded_spools(state_dir: &std::path::Path) -> Vec<(PathBuf, usize)> {
+    let mut found = Vec::new();
+    for kind in ["spool", "dead-letter"] {
+        let Ok(sinks) = std::fs::read_dir(state_dir.join("events").join(kind)) else {
+            continue;
+        };
+        for sink in sinks.flatten() {
+            let dir = sink.path();
+            let n = std::fs::read_dir(&dir)
+                .map(|d| {
+                    // Events are `<number>.json`; the lock, backoff state and temporary
+                    // files start with a dot.
+                    d.flatten()
+                        .filter(|e| {
+                            let name = e.file_name();
+                            let name = name.to_string_lossy();
+                            !name.starts_with('.') && name.ends_with(".json")
+                        })
+                        .count()
+                })
+                .unwrap_or(0);
+            if n > 0 {
+                found.push((dir, n));
+            }
+        }
+    }
+    found.sort();
+    found
 }

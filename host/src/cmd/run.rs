@@ -87,7 +87,7 @@ impl Overrides {
     }
 }
 
-fn parse_sink(spec: &str) -> Result<SinkConfig, Failure> {
+pub(super) fn parse_sink(spec: &str) -> Result<SinkConfig, Failure> {
     if spec == "stdout" {
         return Ok(SinkConfig::Stdout);
     }
