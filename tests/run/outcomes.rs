@@ -211,15 +211,9 @@ fn a_task_can_arrive_on_stdin() {
     assert_received(&event, &task);
 }
 
-/// An event that cannot be written is a runner failure (exit 4), even though the tool
-/// ran: otherwise the result would be lost without anyone noticing.
-#[test]
-fn an_undeliverable_event_is_a_runner_failure() {
-    let w = World::new(Backend::Native);
-    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
-    let task = w.sign(&w.manifest("t-lost", &digest));
-    let missing = w.path("no-such-dir/events.jsonl");
-    let o = w.er(&[
+/// `run TASK` on the native backend with the events sent to `--events sink`.
+fn run_native_with_events(w: &World, task: &std::path::Path, sink: &str) -> std::process::Output {
+    w.er(&[
         "run",
         "--keys",
         "keys.json",
@@ -228,9 +222,20 @@ fn an_undeliverable_event_is_a_runner_failure() {
         "--apparmor",
         "if-available",
         "--events",
-        &format!("file:{}", missing.display()),
+        sink,
         task.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// An event that cannot be written is a runner failure (exit 4), even though the tool
+/// ran: otherwise the result would be lost without anyone noticing.
+#[test]
+fn an_undeliverable_event_is_a_runner_failure() {
+    let w = World::new(Backend::Native);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let task = w.sign(&w.manifest("t-lost", &digest));
+    let missing = w.path("no-such-dir/events.jsonl");
+    let o = run_native_with_events(&w, &task, &format!("file:{}", missing.display()));
     assert_exit(&o, 4);
     let err = stderr(&o);
     assert!(
@@ -251,19 +256,7 @@ fn events_spooled_by_run_events_http_are_reported_and_flushed() {
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/");
     // Nobody listens: the event goes to the spool, and the task still counts as run.
-    let o = w.er(&[
-        "run",
-        "--keys",
-        "keys.json",
-        "--sandbox",
-        "native",
-        "--apparmor",
-        "if-available",
-        "--events",
-        &url,
-        task.to_str().unwrap(),
-    ]);
-    assert_exit(&o, 0);
+    assert_exit(&run_native_with_events(&w, &task, &url), 0);
 
     let o = w.er(&["events", "flush"]);
     assert_exit(&o, 4);
