@@ -77,15 +77,20 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
         .iter()
         .any(|s| matches!(s, edge_runner::events::SinkConfig::Http { .. }));
     if !has_http && !matches!(args.command, EventsCommand::Validate { .. }) {
-        let _ = writeln!(std::io::stdout().lock(), "{NO_HTTP_SINK}");
         // Events spooled by `run --events http://...` belong to no configured sink: say
         // where they are and how to deliver them, and do not report success over them.
         let stranded = stranded_spools(&config.state_dir);
-        if stranded.is_empty() || matches!(args.command, EventsCommand::Status { .. }) {
+        if stranded.is_empty() {
+            let _ = writeln!(std::io::stdout().lock(), "{NO_HTTP_SINK}");
+            return Ok(Exit::Ok);
+        }
+        if matches!(args.command, EventsCommand::Status { .. }) {
+            let mut out = std::io::stdout().lock();
             for (dir, n) in &stranded {
                 let _ = writeln!(
-                    std::io::stdout().lock(),
-                    "{}: {n} event(s) of an unconfigured sink",
+                    out,
+                    "{}: {n} event(s) of an unconfigured sink; deliver with \
+                     `edge-runner events --events http://URL flush`",
                     dir.display()
                 );
             }
