@@ -455,6 +455,25 @@ pub fn is_sha256_id(s: &str) -> bool {
     })
 }
 
+/// The event pipeline's view of the configuration.
+impl crate::events::EventsSettings for Config {
+    fn events(&self) -> &crate::events::EventsConfig {
+        &self.events
+    }
+
+    fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    fn mapper_file(&self) -> Option<crate::plugins::PinnedFile> {
+        self.plugins.mapper.as_ref().map(|m| m.pinned())
+    }
+
+    fn max_jws_bytes(&self) -> usize {
+        self.input.max_jws_bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,8 +34,7 @@ pub use record::{
 pub use sinks::{Delivery, FlushReport};
 pub use validate::InvalidEvent;
 
-use crate::config::Config;
-use crate::plugins::{MapperPlugin, PluginError, PluginHost};
+use crate::plugins::{MapperPlugin, PinnedFile, PluginError, PluginHost};
 use mapper::{Envelope, Mapper};
 use sinks::spool::{Spool, SpoolError};
 use sinks::{FileSink, HttpSink, Sink, StdoutSink};
@@ -110,12 +109,26 @@ pub fn spool_dirs(state_dir: &Path, sink_name: &str) -> (PathBuf, PathBuf) {
     )
 }
 
+/// What the event pipeline needs from the runner's configuration. The configuration
+/// implements it (`crate::config`), so that configuration depends on events and not the
+/// other way round.
+pub trait EventsSettings {
+    /// The `[events]` section.
+    fn events(&self) -> &EventsConfig;
+    /// Where HTTP sinks keep their spools: `<state_dir>/events/`.
+    fn state_dir(&self) -> &Path;
+    /// The configured mapper plugin file, if it replaces the embedded one.
+    fn mapper_file(&self) -> Option<PinnedFile>;
+    /// The input cap, to warn when an event could exceed its own cap.
+    fn max_jws_bytes(&self) -> usize;
+}
+
 impl EventPipeline {
     /// Loads the mapper (`[plugins.mapper]` or the embedded default) on `plugins` and
     /// opens the sinks of `[events]` (creating spool directories 0700 under
     /// `state_dir`). The configuration is assumed checked (`Config::load` does).
-    pub fn new(config: &Config, plugins: &PluginHost) -> Result<Self, EventsError> {
-        let pinned = config.plugins.mapper.as_ref().map(|m| m.pinned());
+    pub fn new(config: &impl EventsSettings, plugins: &PluginHost) -> Result<Self, EventsError> {
+        let pinned = config.mapper_file();
         let plugin = plugins
             .load_mapper(pinned.as_ref())
             .map_err(EventsError::Mapper)?;
@@ -123,14 +136,14 @@ impl EventPipeline {
     }
 
     fn with_plugin(
-        config: &Config,
+        config: &impl EventsSettings,
         host: PluginHost,
         plugin: MapperPlugin,
     ) -> Result<Self, EventsError> {
-        let ev = &config.events;
-        if config.input.max_jws_bytes + 8 * 1024 > ev.max_event_bytes {
+        let ev = config.events();
+        if config.max_jws_bytes() + 8 * 1024 > ev.max_event_bytes {
             tracing::debug!(
-                max_jws_bytes = config.input.max_jws_bytes,
+                max_jws_bytes = config.max_jws_bytes(),
                 max_event_bytes = ev.max_event_bytes,
                 "a task near the input cap would produce an event over events.max_event_bytes \
                  (the manifest JWS is never cut); such events are emitted over the cap and logged"
@@ -225,8 +238,8 @@ impl EventPipeline {
 impl EventSinks {
     /// Opens the sinks of `[events]`, creating each HTTP sink's spool and dead-letter
     /// directories (0700) under `<state_dir>/events/`.
-    pub fn open(config: &Config) -> Result<Self, EventsError> {
-        let ev = &config.events;
+    pub fn open(config: &impl EventsSettings) -> Result<Self, EventsError> {
+        let ev = config.events();
         let mut sinks = Vec::new();
         for s in ev.sinks() {
             sinks.push(match s {
@@ -242,7 +255,7 @@ impl EventSinks {
                     timeout_ms,
                     ..
                 } => {
-                    let (dir, dead) = spool_dirs(&config.state_dir, &name);
+                    let (dir, dead) = spool_dirs(config.state_dir(), &name);
                     let spool =
                         Spool::open(&dir, &dead, ev.spool.limits()).map_err(EventsError::Spool)?;
                     Sink::Http(Box::new(HttpSink::new(
