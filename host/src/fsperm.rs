@@ -89,8 +89,15 @@ pub fn check_metadata(
 
 /// Creates `dir` (and parents) with mode 0700 if missing, then checks it is trusted.
 pub fn ensure_private_dir(dir: &Path, what: &'static str) -> Result<(), PermError> {
+    ensure_private_dir_created(dir, what).map(drop)
+}
+
+/// [`ensure_private_dir`], saying whether it created `dir`: a caller that needs the new
+/// name durable then syncs the parent.
+pub fn ensure_private_dir_created(dir: &Path, what: &'static str) -> Result<bool, PermError> {
     use std::os::unix::fs::DirBuilderExt as _;
-    if std::fs::symlink_metadata(dir).is_err() {
+    let missing = std::fs::symlink_metadata(dir).is_err();
+    if missing {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -101,7 +108,8 @@ pub fn ensure_private_dir(dir: &Path, what: &'static str) -> Result<(), PermErro
                 source,
             })?;
     }
-    check_trusted(dir, what).map(|_| ())
+    check_trusted(dir, what)?;
+    Ok(missing)
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
     if !has_http && !matches!(args.command, EventsCommand::Validate { .. }) {
         // Events spooled by `run --events http://...` belong to no configured sink: say
         // where they are and how to deliver them, and do not report success over them.
-        let stranded = stranded_spools(&config.state_dir);
+        let stranded = edge_runner::events::spooled_events(&config.state_dir);
         if stranded.is_empty() {
             let _ = writeln!(std::io::stdout().lock(), "{NO_HTTP_SINK}");
             return Ok(Exit::Ok);
@@ -248,36 +248,4 @@ fn validate_file(path: &std::path::Path, cap: usize) -> CmdResult {
             path.display()
         )))
     }
-}
-
-/// Spool and dead-letter directories under `state_dir` that hold files, with their count:
-/// events no configured sink will deliver.
-fn stranded_spools(state_dir: &std::path::Path) -> Vec<(PathBuf, usize)> {
-    let mut found = Vec::new();
-    for kind in ["spool", "dead-letter"] {
-        let Ok(sinks) = std::fs::read_dir(state_dir.join("events").join(kind)) else {
-            continue;
-        };
-        for sink in sinks.flatten() {
-            let dir = sink.path();
-            let n = std::fs::read_dir(&dir)
-                .map(|d| {
-                    // Events are `<number>.json`; the lock, backoff state and temporary
-                    // files start with a dot.
-                    d.flatten()
-                        .filter(|e| {
-                            let name = e.file_name();
-                            let name = name.to_string_lossy();
-                            !name.starts_with('.') && name.ends_with(".json")
-                        })
-                        .count()
-                })
-                .unwrap_or(0);
-            if n > 0 {
-                found.push((dir, n));
-            }
-        }
-    }
-    found.sort();
-    found
 }

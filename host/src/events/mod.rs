@@ -100,13 +100,37 @@ pub struct EventSinks {
     sinks: Vec<Sink>,
 }
 
+/// Where HTTP sinks keep their spools and dead letters, under `<state_dir>/events/`.
+const SPOOL_DIR: &str = "spool";
+const DEAD_LETTER_DIR: &str = "dead-letter";
+
 /// Where an HTTP sink keeps its spool and dead letters.
 pub fn spool_dirs(state_dir: &Path, sink_name: &str) -> (PathBuf, PathBuf) {
     let base = state_dir.join("events");
     (
-        base.join("spool").join(sink_name),
-        base.join("dead-letter").join(sink_name),
+        base.join(SPOOL_DIR).join(sink_name),
+        base.join(DEAD_LETTER_DIR).join(sink_name),
     )
+}
+
+/// Every spool and dead-letter directory under `state_dir` that holds events, with how
+/// many, whichever sink (configured or not) left them there.
+pub fn spooled_events(state_dir: &Path) -> Vec<(PathBuf, usize)> {
+    let mut found = Vec::new();
+    for kind in [SPOOL_DIR, DEAD_LETTER_DIR] {
+        let Ok(sinks) = std::fs::read_dir(state_dir.join("events").join(kind)) else {
+            continue;
+        };
+        for sink in sinks.flatten() {
+            let dir = sink.path();
+            let n = sinks::spool::count_events(&dir);
+            if n > 0 {
+                found.push((dir, n));
+            }
+        }
+    }
+    found.sort();
+    found
 }
 
 /// What the event pipeline needs from the runner's configuration. The configuration

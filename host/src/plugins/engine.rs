@@ -60,8 +60,15 @@ pub(crate) fn build(limits: &PluginLimits, residency: Residency) -> wasmtime::Re
         .wasm_multi_memory(false)
         .wasm_backtrace_max_frames(None);
 
-    // Pooling: instantiation reuses pre-reserved slots (a few microseconds) instead of
-    // mmap-ing fresh memory on every call.
+    if residency == Residency::LongLived {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool(limits)));
+    }
+    Engine::new(&config)
+}
+
+/// Pooling: instantiation reuses pre-reserved slots (a few microseconds) instead of
+/// mmap-ing fresh memory on every call.
+fn pool(limits: &PluginLimits) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(POOL_INSTANCES)
         .total_core_instances(POOL_INSTANCES * 4)
@@ -80,10 +87,7 @@ pub(crate) fn build(limits: &PluginLimits, residency: Residency) -> wasmtime::Re
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(KEEP_RESIDENT)
         .pagemap_scan(Enabled::Auto);
-    if residency == Residency::LongLived {
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-    }
-    Engine::new(&config)
+    pool
 }
 
 /// A stable identifier of everything that makes compiled code compatible with this engine

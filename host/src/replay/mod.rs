@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -395,20 +395,10 @@ impl ReplayStore {
 
     /// Creates `dir` 0700 if missing (saying whether it did), then checks it is trusted.
     fn ensure_dir(&self, dir: &Path, what: &'static str) -> Result<bool, ReplayError> {
-        let created = match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
-            Err(e) if e.kind() == ErrorKind::NotFound && dir == self.dir => {
-                fsperm::ensure_private_dir(dir, what).map_err(|source| ReplayError::Untrusted {
-                    path: dir.to_owned(),
-                    source,
-                })?;
-                true
-            }
-            Err(e) => return Err(self.io(dir, "create a directory")(e)),
-        };
-        self.trust(dir, what)?;
-        Ok(created)
+        fsperm::ensure_private_dir_created(dir, what).map_err(|source| ReplayError::Untrusted {
+            path: dir.to_owned(),
+            source,
+        })
     }
 
     /// Takes the exclusive lock, polling so that a stuck holder cannot hang the runner.

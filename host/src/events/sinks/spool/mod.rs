@@ -148,6 +148,23 @@ impl Spool {
     }
 }
 
+/// How many events a spool or dead-letter directory holds (`<name>.json`; the lock,
+/// backoff state and temporaries start with a dot), read without the lock: for reporting
+/// spools no configured sink owns.
+pub(crate) fn count_events(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.file_name()
+                        .to_str()
+                        .is_some_and(|n| !n.starts_with('.') && n.ends_with(SUFFIX))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 impl Locked<'_> {
     /// Queued events, oldest first.
     pub(crate) fn entries(&self) -> Result<Vec<Entry>, SpoolError> {
