@@ -8,6 +8,7 @@ use chrono::Utc;
 use edge_runner::armory::{Armory, ArmoryError};
 use edge_runner::digest::Digest;
 use edge_runner::reason::Reason;
+use edge_runner::reason::Refuse as _;
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ fn a_blob_with_one_flipped_bit_is_a_mismatch() {
     let d = f.authorized(&script(1));
     f.tamper(&d, |b| *b.last_mut().unwrap() ^= 0x01);
     let e = f.resolve_err(&d);
-    assert_eq!(e.reason(), Some(Reason::DigestMismatch), "{e}");
+    assert_eq!(e.refusal_reason(), Some(Reason::DigestMismatch), "{e}");
     f.no_private_copies_left();
     let report = f.armory.verify().unwrap();
     assert!(report.corrupt());
@@ -90,11 +91,17 @@ fn a_truncated_blob_is_a_mismatch() {
     let f = fixture();
     let d = f.authorized(&script(2));
     f.tamper(&d, |b| b.truncate(b.len() - 3));
-    assert_eq!(f.resolve_err(&d).reason(), Some(Reason::DigestMismatch));
+    assert_eq!(
+        f.resolve_err(&d).refusal_reason(),
+        Some(Reason::DigestMismatch)
+    );
     // Same size, different bytes (the size check alone would not catch it).
     let d2 = f.authorized(&script(3));
     f.tamper(&d2, |b| b[11] = b'E');
-    assert_eq!(f.resolve_err(&d2).reason(), Some(Reason::DigestMismatch));
+    assert_eq!(
+        f.resolve_err(&d2).refusal_reason(),
+        Some(Reason::DigestMismatch)
+    );
     f.no_private_copies_left();
 }
 
@@ -108,11 +115,14 @@ fn a_blob_replaced_by_a_symlink_is_refused_without_following_it() {
     std::fs::remove_file(&p).unwrap();
     std::os::unix::fs::symlink(f.blob(&other), &p).unwrap();
     let e = f.resolve_err(&good);
-    assert_eq!(e.reason(), Some(Reason::ArmoryUntrusted), "{e}");
+    assert_eq!(e.refusal_reason(), Some(Reason::ArmoryUntrusted), "{e}");
     assert!(e.to_string().contains("symbolic link"), "{e}");
     std::fs::remove_file(&p).unwrap();
     std::os::unix::fs::symlink("/bin/sh", &p).unwrap();
-    assert_eq!(f.resolve_err(&good).reason(), Some(Reason::ArmoryUntrusted));
+    assert_eq!(
+        f.resolve_err(&good).refusal_reason(),
+        Some(Reason::ArmoryUntrusted)
+    );
     assert!(f.armory.verify().unwrap().corrupt());
     f.no_private_copies_left();
 }
@@ -127,7 +137,10 @@ fn two_authorized_blobs_swapped_are_both_mismatches() {
     std::fs::rename(f.blob(&b), f.blob(&a)).unwrap();
     std::fs::rename(&tmp, f.blob(&b)).unwrap();
     for d in [&a, &b] {
-        assert_eq!(f.resolve_err(d).reason(), Some(Reason::DigestMismatch));
+        assert_eq!(
+            f.resolve_err(d).refusal_reason(),
+            Some(Reason::DigestMismatch)
+        );
     }
     assert_eq!(f.armory.verify().unwrap().problems.len(), 2);
 }
@@ -139,10 +152,16 @@ fn special_files_in_place_of_blobs_are_refused_without_hanging() {
     let p = f.blob(&d);
     std::fs::remove_file(&p).unwrap();
     nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ArmoryUntrusted));
+    assert_eq!(
+        f.resolve_err(&d).refusal_reason(),
+        Some(Reason::ArmoryUntrusted)
+    );
     std::fs::remove_file(&p).unwrap();
     std::fs::create_dir(&p).unwrap();
-    assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ArmoryUntrusted));
+    assert_eq!(
+        f.resolve_err(&d).refusal_reason(),
+        Some(Reason::ArmoryUntrusted)
+    );
 }
 
 #[test]
@@ -166,7 +185,10 @@ fn a_forged_index_entry_for_non_executable_bytes_is_refused() {
         std::fs::Permissions::from_mode(0o600),
     )
     .unwrap();
-    assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ToolNotExecutable));
+    assert_eq!(
+        f.resolve_err(&d).refusal_reason(),
+        Some(Reason::ToolNotExecutable)
+    );
     f.no_private_copies_left();
 }
 
@@ -184,15 +206,24 @@ fn a_corrupt_or_duplicated_index_is_untrusted() {
     );
     assert_ne!(dup, text);
     std::fs::write(&index, dup).unwrap();
-    assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ArmoryUntrusted));
+    assert_eq!(
+        f.resolve_err(&d).refusal_reason(),
+        Some(Reason::ArmoryUntrusted)
+    );
     std::fs::write(&index, &text[..text.len() / 2]).unwrap();
-    assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ArmoryUntrusted));
+    assert_eq!(
+        f.resolve_err(&d).refusal_reason(),
+        Some(Reason::ArmoryUntrusted)
+    );
     // An index that is a symlink to a forged one elsewhere.
     let forged = f.root.join("forged.json");
     std::fs::write(&forged, &text).unwrap();
     std::fs::remove_file(&index).unwrap();
     std::os::unix::fs::symlink(&forged, &index).unwrap();
-    assert_eq!(f.resolve_err(&d).reason(), Some(Reason::ArmoryUntrusted));
+    assert_eq!(
+        f.resolve_err(&d).refusal_reason(),
+        Some(Reason::ArmoryUntrusted)
+    );
 }
 
 #[test]
@@ -212,17 +243,17 @@ fn loose_permissions_are_refused_with_the_fix() {
             .and_then(|a| a.resolve(&d, &f.scratch))
             .unwrap_err();
         assert_eq!(
-            e.reason(),
+            e.refusal_reason(),
             Some(Reason::ArmoryUntrusted),
             "{}",
             path.display()
         );
-        let message = e.to_refusal().unwrap().message;
+        let message = e.to_refusal().message;
         assert!(message.contains("chmod go-w"), "{message}");
         // An armory opened before the permissions were loosened notices too.
         let e = f.armory.resolve(&d, &f.scratch).unwrap_err();
         assert_eq!(
-            e.reason(),
+            e.refusal_reason(),
             Some(Reason::ArmoryUntrusted),
             "{}",
             path.display()
@@ -251,12 +282,12 @@ fn files_owned_by_another_user_are_refused() {
             .and_then(|a| a.resolve(&d, &f.scratch))
             .unwrap_err();
         assert_eq!(
-            e.reason(),
+            e.refusal_reason(),
             Some(Reason::ArmoryUntrusted),
             "{}",
             path.display()
         );
-        assert!(e.to_refusal().unwrap().message.contains("chown"));
+        assert!(e.to_refusal().message.contains("chown"));
         nix::unistd::chown(&path, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
     }
 }
@@ -507,7 +538,12 @@ fn verify_with_an_armory_decides_without_consuming_the_nonce() {
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
-        format!("state_dir = \"{}\"\n", dir.join("state").display()),
+        // The decision includes the sandbox plan, as for `run --dry-run`: this kernel may
+        // have no AppArmor.
+        format!(
+            "state_dir = \"{}\"\n[sandbox]\napparmor = \"if-available\"\n",
+            dir.join("state").display()
+        ),
     )
     .unwrap();
     let pending = f

@@ -3,7 +3,8 @@
 //! Tests that need root, runsc or network namespaces run in CI (root, runsc installed);
 //! they fail, never skip, when a prerequisite is missing.
 
-// Tests are exempt from the no-unwrap/no-panic rule (STYLE.md, habit 4).
+// Tests are exempt from the workspace's no-unwrap/no-panic lints: a failed expectation
+// should stop the test loudly.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -5,6 +5,7 @@
 use crate::task_kit::{self, BIN, Kit};
 use edge_runner::manifest;
 use edge_runner::reason::Reason;
+use edge_runner::reason::Refuse as _;
 use serde_json::json;
 use std::process::Command;
 

@@ -146,7 +146,7 @@ fn a_pin_mismatch_refuses_to_load_naming_both_digests() {
     let err = Verifiers::load(crate::support::host(PluginLimits::default()), &overrides)
         .unwrap_err()
         .to_string();
-    let actual = edge_runner::plugins::sha256_id(&std::fs::read(&path).unwrap());
+    let actual = edge_runner::digest::sha256_id(&std::fs::read(&path).unwrap());
     assert!(err.contains(&wrong) && err.contains(&actual), "{err}");
 }
 

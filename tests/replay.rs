@@ -5,6 +5,7 @@
 
 use crate::task_kit::{self, Kit};
 use edge_runner::reason::Reason;
+use edge_runner::reason::Refuse as _;
 use edge_runner::replay::ReplayStore;
 use std::io::{BufRead as _, BufReader, Write as _};
 

@@ -39,7 +39,7 @@ pub fn verifiers_with(alg: &str, path: &Path, limits: PluginLimits) -> Result<Ve
         alg.to_owned(),
         PinnedFile {
             path: path.to_owned(),
-            sha256: edge_runner::plugins::sha256_id(&bytes),
+            sha256: edge_runner::digest::sha256_id(&bytes),
         },
     );
     Verifiers::load(host(limits), &overrides).map_err(|e| format!("{e:#}"))

@@ -44,7 +44,7 @@ impl Kit {
 }
 
 pub fn policy() -> ClaimPolicy {
-    ClaimPolicy::from_config(&edge_runner::config::Config::default())
+    ClaimPolicy::default()
 }
 
 /// A fresh 256-bit nonce.

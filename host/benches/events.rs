@@ -9,11 +9,9 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use edge_runner::config::Config;
-use edge_runner::events::{
-    CapturedOutput, Disposition, EventPipeline, EventSinks, ExecutionRecord, Outcome,
-    SandboxPosture, TaskContext, Termination,
-};
+use edge_runner::events::{Disposition, EventPipeline, EventSinks, ExecutionRecord, TaskContext};
 use edge_runner::plugins::{CompileCache, PluginHost, PluginLimits};
+use edge_runner::sandbox::{Captured, Outcome, Posture, Termination};
 use std::hint::black_box;
 use std::io::Write as _;
 use std::path::Path;
@@ -35,12 +33,12 @@ fn record(stdout: Vec<u8>) -> ExecutionRecord {
         disposition: Disposition::Completed(Outcome {
             termination: Termination::Exited(0),
             timed_out: false,
-            stdout: CapturedOutput::complete(stdout),
-            stderr: CapturedOutput::complete(b"warning: something\n".to_vec()),
+            stdout: Captured::complete(stdout),
+            stderr: Captured::complete(b"warning: something\n".to_vec()),
             wall_ms: 12,
             cpu_ms: 3,
             peak_memory_bytes: 4 << 20,
-            posture: SandboxPosture {
+            posture: Posture {
                 backend: "native".into(),
                 namespaces: ["pid", "net", "mount", "ipc", "uts", "user"]
                     .map(String::from)
@@ -74,7 +72,7 @@ fn map(c: &mut Criterion) {
     let digest = format!(
         "[plugins.mapper]\npath = {:?}\nsha256 = \"{}\"\n",
         env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER"),
-        edge_runner::plugins::sha256_id(
+        edge_runner::digest::sha256_id(
             &std::fs::read(env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER")).unwrap()
         )
     );

@@ -3,6 +3,7 @@
 //! and the limits applied to plugins, inputs and tasks. Unknown keys are refused naming the key and the file. This module
 //! only reads and checks the file; it opens nothing it names.
 
+use crate::manifest::{ClaimsConfig, LimitsConfig};
 use crate::plugins::{PinnedFile, PluginLimits};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,8 +52,10 @@ pub struct Config {
     /// `[sandbox]`: backend, required protections, identity, view and default limits.
     #[serde(default)]
     pub sandbox: crate::sandbox::SandboxPolicy,
+    /// `[claims]`: how manifest times are judged (owned by `manifest`).
     #[serde(default)]
     pub claims: ClaimsConfig,
+    /// `[limits]`: task limits, defaults and maxima (owned by `manifest`).
     #[serde(default)]
     pub limits: LimitsConfig,
     /// `[events]`: CloudEvents source, size cap, sinks, spool.
@@ -162,99 +165,6 @@ impl Default for InputConfig {
     }
 }
 
-/// `[claims]`: how strictly manifest times are judged.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClaimsConfig {
-    /// Tolerated difference between the signer's clock and this host's, seconds. Applied to
-    /// both `issued_at` (not yet valid) and `expires_at` (expired). At most
-    /// [`MAX_CLOCK_SKEW_SECS`].
-    #[serde(default = "default_clock_skew")]
-    pub clock_skew_secs: u64,
-    /// Longest accepted manifest lifetime (`expires_at - issued_at`), seconds. Also bounds
-    /// how long nonces are remembered. At most [`MAX_MANIFEST_AGE_SECS`].
-    #[serde(default = "default_max_age")]
-    pub max_manifest_age_secs: u64,
-}
-
-/// Ceiling on `claims.clock_skew_secs`: a larger skew is a broken clock, not a tolerance.
-pub const MAX_CLOCK_SKEW_SECS: u64 = 600;
-/// Ceiling on `claims.max_manifest_age_secs` (one day): signed tasks are meant to be used
-/// at once, and every extra second is a second in which a stolen task can still run.
-pub const MAX_MANIFEST_AGE_SECS: u64 = 86_400;
-
-impl Default for ClaimsConfig {
-    fn default() -> Self {
-        Self {
-            clock_skew_secs: default_clock_skew(),
-            max_manifest_age_secs: default_max_age(),
-        }
-    }
-}
-
-/// `[limits]`: the resource limits a task gets when its manifest names none, and the most
-/// a manifest may ask for.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Wall-clock timeout when the manifest names none, milliseconds.
-    #[serde(default = "default_timeout_ms")]
-    pub default_timeout_ms: u64,
-    /// Largest `limits.timeout_ms` a manifest may request.
-    #[serde(default = "max_timeout_ms")]
-    pub max_timeout_ms: u64,
-    /// Memory limit when the manifest names none, bytes.
-    #[serde(default = "default_memory_bytes")]
-    pub default_memory_bytes: u64,
-    /// Largest `limits.memory_bytes` a manifest may request.
-    #[serde(default = "max_memory_bytes")]
-    pub max_memory_bytes: u64,
-    /// Bytes kept from each of stdout and stderr (separately) when the manifest names none.
-    #[serde(default = "default_output_bytes")]
-    pub default_output_bytes: u64,
-    /// Largest `limits.output_bytes` a manifest may request.
-    #[serde(default = "max_output_bytes")]
-    pub max_output_bytes: u64,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        Self {
-            default_timeout_ms: default_timeout_ms(),
-            max_timeout_ms: max_timeout_ms(),
-            default_memory_bytes: default_memory_bytes(),
-            max_memory_bytes: max_memory_bytes(),
-            default_output_bytes: default_output_bytes(),
-            max_output_bytes: max_output_bytes(),
-        }
-    }
-}
-
-fn default_clock_skew() -> u64 {
-    30
-}
-fn default_max_age() -> u64 {
-    600
-}
-fn default_timeout_ms() -> u64 {
-    30_000
-}
-fn max_timeout_ms() -> u64 {
-    600_000
-}
-fn default_memory_bytes() -> u64 {
-    256 * 1024 * 1024
-}
-fn max_memory_bytes() -> u64 {
-    2 * 1024 * 1024 * 1024
-}
-fn default_output_bytes() -> u64 {
-    1024 * 1024
-}
-fn max_output_bytes() -> u64 {
-    16 * 1024 * 1024
-}
-
 fn yes() -> bool {
     true
 }
@@ -292,31 +202,41 @@ pub fn default_state_dir() -> PathBuf {
 }
 
 impl Config {
-    /// Reads and checks `path`.
+    /// Reads and checks `path`. A stored file is opened once through a walk that checks it
+    /// and every directory above it (`fsperm::open_file`), and read through that
+    /// descriptor: whoever can write it, or swap it, could relax the sandbox or pin their
+    /// own plugin. `/dev/null` or a pipe from process substitution carries no stored state
+    /// and is read as it is.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        use std::io::Read as _;
         let read = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
         };
         let meta = std::fs::metadata(path).map_err(read)?;
-        // The configuration pins plugins and names the key set: a file others can write
-        // is refused, as ssh refuses a loose config. (Only regular files: `/dev/null` or
-        // a pipe from process substitution carry no stored state to tamper with.)
-        if meta.is_file() {
-            crate::fsperm::check_metadata(&meta, path, "configuration").map_err(|e| {
+        let file = if meta.is_file() {
+            let (file, _) = crate::fsperm::open_file(path, "configuration").map_err(|e| {
                 ConfigError::Invalid {
                     path: path.to_owned(),
                     message: e.to_string(),
                 }
             })?;
-        }
-        if meta.len() > MAX_CONFIG_BYTES {
+            file
+        } else {
+            std::fs::File::open(path).map_err(read)?
+        };
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
-                message: format!("{} bytes; the limit is {MAX_CONFIG_BYTES}", meta.len()),
+                message: format!(
+                    "more than {MAX_CONFIG_BYTES} bytes; the limit is {MAX_CONFIG_BYTES}"
+                ),
             });
         }
-        let text = std::fs::read_to_string(path).map_err(read)?;
         Self::parse(&text, path)
     }
 
@@ -360,7 +280,7 @@ impl Config {
             message,
         };
         for (alg, f) in &self.plugins.verifiers {
-            if !is_sha256_id(&f.sha256) {
+            if !crate::digest::is_sha256_id(&f.sha256) {
                 return Err(invalid(format!(
                     "plugins.verifiers.{alg}.sha256 must be \"sha256:\" followed by 64 \
                      lowercase hex digits (compute it with: sha256sum {})",
@@ -370,7 +290,7 @@ impl Config {
         }
         self.sandbox.check().map_err(invalid)?;
         if let Some(m) = &self.plugins.mapper
-            && !is_sha256_id(&m.sha256)
+            && !crate::digest::is_sha256_id(&m.sha256)
         {
             return Err(invalid(format!(
                 "plugins.mapper.sha256 must be \"sha256:\" followed by 64 lowercase hex \
@@ -384,41 +304,10 @@ impl Config {
                 "plugins.fuel must be positive and plugins.memory_bytes at least 65536".into(),
             ));
         }
-        let c = &self.claims;
-        if c.clock_skew_secs > MAX_CLOCK_SKEW_SECS {
-            return Err(invalid(format!(
-                "claims.clock_skew_secs is {}; at most {MAX_CLOCK_SKEW_SECS} is accepted (fix \
-                 the host clock instead: a larger skew keeps stolen tasks valid longer)",
-                c.clock_skew_secs
-            )));
-        }
-        if c.max_manifest_age_secs == 0 || c.max_manifest_age_secs > MAX_MANIFEST_AGE_SECS {
-            return Err(invalid(format!(
-                "claims.max_manifest_age_secs is {}; it must be between 1 and \
-                 {MAX_MANIFEST_AGE_SECS}",
-                c.max_manifest_age_secs
-            )));
-        }
-        let l = &self.limits;
-        for (name, default, max) in [
-            ("timeout_ms", l.default_timeout_ms, l.max_timeout_ms),
-            ("memory_bytes", l.default_memory_bytes, l.max_memory_bytes),
-            ("output_bytes", l.default_output_bytes, l.max_output_bytes),
-        ] {
-            if default == 0 || default > max {
-                return Err(invalid(format!(
-                    "limits.default_{name} is {default}; it must be at least 1 and at most \
-                     limits.max_{name} ({max})"
-                )));
-            }
-        }
-        let min = crate::sandbox::policy::MIN_MEMORY_BYTES;
-        if l.default_memory_bytes < min {
-            return Err(invalid(format!(
-                "limits.default_memory_bytes is {}; the sandbox needs at least {min}",
-                l.default_memory_bytes
-            )));
-        }
+        self.claims
+            .check()
+            .and_then(|()| self.limits.check())
+            .map_err(invalid)?;
         Ok(())
     }
 
@@ -430,11 +319,7 @@ impl Config {
         // directory) and the state directory itself are masked inside the sandbox.
         let mut secrets = vec![self.keys.clone(), self.armory.clone()];
         secrets.extend(config_file.map(Path::to_path_buf));
-        let mut policy = self.sandbox.clone().with_runner(&self.state_dir, &secrets);
-        policy.limits.timeout_ms = self.limits.default_timeout_ms;
-        policy.limits.memory_bytes = self.limits.default_memory_bytes;
-        policy.limits.output_bytes = self.limits.default_output_bytes;
-        policy
+        self.sandbox.clone().with_runner(&self.state_dir, &secrets)
     }
 
     /// The compile cache directory, if caching is on.
@@ -443,16 +328,6 @@ impl Config {
             .cache
             .then(|| crate::plugins::cache_dir(&self.state_dir))
     }
-}
-
-/// `sha256:` followed by exactly 64 lowercase hex digits.
-pub fn is_sha256_id(s: &str) -> bool {
-    s.strip_prefix("sha256:").is_some_and(|hex| {
-        hex.len() == 64
-            && hex
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    })
 }
 
 /// The event pipeline's view of the configuration.
@@ -551,13 +426,5 @@ mod tests {
         assert!(e.contains("chmod go-w"), "{e}");
         // Not a stored file: nothing to tamper with.
         assert!(Config::load(Path::new("/dev/null")).is_ok());
-    }
-
-    #[test]
-    fn sha256_ids() {
-        assert!(is_sha256_id(&format!("sha256:{}", "0".repeat(64))));
-        assert!(!is_sha256_id(&format!("sha256:{}", "A".repeat(64))));
-        assert!(!is_sha256_id(&format!("sha512:{}", "0".repeat(64))));
-        assert!(!is_sha256_id(&format!("sha256:{}", "0".repeat(63))));
     }
 }

@@ -45,7 +45,7 @@ pub struct Digest {
 impl Digest {
     /// Parses `s` strictly: no surrounding whitespace, no uppercase, no other algorithm.
     pub fn parse(s: &str) -> Result<Self, DigestError> {
-        let shown = crate::jws::printable(s);
+        let shown = crate::text::printable(s);
         let Some(hex) = s.strip_prefix(PREFIX) else {
             return Err(DigestError::Algorithm { shown });
         };
@@ -73,10 +73,7 @@ impl Digest {
         let bytes = hasher.finalize();
         let mut text = String::with_capacity(PREFIX.len() + HEX_LEN);
         text.push_str(PREFIX);
-        for b in bytes.iter() {
-            text.push(char::from(HEX[usize::from(b >> 4)]));
-            text.push(char::from(HEX[usize::from(b & 0x0f)]));
-        }
+        crate::text::push_hex(&mut text, &bytes);
         Self { text }
     }
 
@@ -103,7 +100,15 @@ impl Digest {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// `sha256:<hex>` of `bytes`, the form every digest takes in events, pins and logs.
+pub fn sha256_id(bytes: &[u8]) -> String {
+    Digest::of(bytes).text
+}
+
+/// `sha256:` followed by exactly 64 lowercase hex digits (a pin in the configuration).
+pub fn is_sha256_id(s: &str) -> bool {
+    Digest::parse(s).is_ok()
+}
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -129,6 +134,15 @@ mod tests {
     use super::*;
 
     const EMPTY: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn sha256_ids() {
+        assert!(is_sha256_id(&format!("sha256:{}", "0".repeat(64))));
+        assert!(!is_sha256_id(&format!("sha256:{}", "A".repeat(64))));
+        assert!(!is_sha256_id(&format!("sha512:{}", "0".repeat(64))));
+        assert!(!is_sha256_id(&format!("sha256:{}", "0".repeat(63))));
+        assert_eq!(sha256_id(b""), EMPTY);
+    }
 
     #[test]
     fn hashes_like_sha256sum() {

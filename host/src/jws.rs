@@ -8,6 +8,7 @@
 
 use crate::json::{self, JsonError};
 use crate::reason::{Reason, Refusal};
+use crate::text::printable;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
@@ -271,16 +272,6 @@ fn optional_string(members: &Map<String, Value>, name: &str) -> Result<Option<St
     }
 }
 
-/// Renders attacker-chosen text for an error message: at most 64 characters, control and
-/// non-ASCII characters escaped, so a hostile `kid` cannot forge log lines.
-pub fn printable(s: &str) -> String {
-    let mut out: String = s.chars().take(64).flat_map(char::escape_default).collect();
-    if s.chars().count() > 64 {
-        out.push_str("...");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,11 +380,5 @@ mod tests {
     fn oversized_input_is_refused_before_parsing() {
         let big = "A".repeat(JwsLimits::default().max_bytes + 1);
         assert_eq!(reason(&big), Reason::JwsTooLarge);
-    }
-
-    #[test]
-    fn printable_escapes_control_characters() {
-        assert_eq!(printable("a\nb\u{1b}"), "a\\nb\\u{1b}");
-        assert!(printable(&"x".repeat(100)).ends_with("..."));
     }
 }

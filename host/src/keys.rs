@@ -8,7 +8,7 @@
 //! from anywhere but the configured file.
 
 use crate::json;
-use crate::jws::printable;
+use crate::text::printable;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +27,9 @@ const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "r", 
 /// A key set that failed to load. These are configuration errors, not task refusals.
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
+    /// The key set, or a directory above it, could have been swapped by another user.
+    #[error(transparent)]
+    Untrusted(#[from] crate::fsperm::PermError),
     #[error("failed to read key set {path}")]
     Read {
         path: PathBuf,
@@ -80,20 +83,41 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Reads and structurally checks a JWKS file.
+    /// Reads and structurally checks a JWKS file. The file is opened once, through a walk
+    /// that checks it and every directory above it (`fsperm::open_file`: a user who owns
+    /// a parent directory cannot swap it), and read through that descriptor only.
     pub fn load(path: &Path) -> Result<Self, KeysError> {
+        let (file, meta) = crate::fsperm::open_file(path, "key set")?;
+        Self::read_from(file, &meta, path)
+    }
+
+    /// Reads a key set from a descriptor already opened and checked.
+    fn read_from(
+        file: std::fs::File,
+        meta: &std::fs::Metadata,
+        path: &Path,
+    ) -> Result<Self, KeysError> {
+        use std::io::Read as _;
         let read = |source| KeysError::Read {
             path: path.to_owned(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read)?;
         if meta.len() > MAX_KEYSET_BYTES {
             return Err(KeysError::TooLarge {
                 path: path.to_owned(),
                 size: meta.len(),
             });
         }
-        let bytes = std::fs::read(path).map_err(read)?;
+        let mut bytes = Vec::new();
+        file.take(MAX_KEYSET_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() as u64 > MAX_KEYSET_BYTES {
+            return Err(KeysError::TooLarge {
+                path: path.to_owned(),
+                size: bytes.len() as u64,
+            });
+        }
         let set = Self::parse(&bytes, path)?;
         // An HMAC key set is a secret, like an ssh private key.
         use std::os::unix::fs::PermissionsExt as _;

@@ -15,6 +15,7 @@
 pub mod armory;
 pub mod config;
 pub mod digest;
+pub mod durable;
 pub mod events;
 pub mod fsperm;
 pub mod json;
@@ -27,5 +28,6 @@ pub mod reason;
 pub mod replay;
 pub mod sandbox;
 pub mod sign;
+pub mod text;
 pub(crate) mod timing;
 pub mod verify;

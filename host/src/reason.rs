@@ -157,6 +157,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// A refusal with `reason` and a message a person can act on.
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Self {
             reason,
@@ -164,15 +165,87 @@ impl Refusal {
         }
     }
 
+    /// The stage that refused.
     pub fn stage(&self) -> Stage {
         self.reason.stage()
     }
+
+    /// True when the runner itself failed (I/O, a crashed setup step): the task was not
+    /// judged, and the CLI exits 4 rather than 3.
+    pub fn is_runner_failure(&self) -> bool {
+        self.reason.is_runner_failure()
+    }
+}
+
+impl Reason {
+    /// The reasons that mean "the runner broke", not "the task is unacceptable".
+    pub fn is_runner_failure(self) -> bool {
+        matches!(self, Reason::ArmoryFailed | Reason::SandboxFailed)
+    }
+}
+
+/// The one seam between a stage's own error type and the pipeline: every stage error
+/// says which stable reason it stands for, and becomes a [`Refusal`] whose message is its
+/// whole cause chain ([`chain`]). With this, a stage is called with a plain `?`.
+pub trait Refuse: std::error::Error + Sized {
+    /// The stable reason code this error stands for. Errors that are the runner's own
+    /// failure map to a runner-failure reason (`armory_failed`, `sandbox_failed`).
+    fn reason(&self) -> Reason;
+
+    /// The refusal carried by events and printed by the CLI. Override only when the error
+    /// already holds a refusal (its message would otherwise repeat the code).
+    fn to_refusal(&self) -> Refusal {
+        Refusal::new(self.reason(), chain(self))
+    }
+}
+
+impl<E: Refuse> From<E> for Refusal {
+    fn from(e: E) -> Self {
+        e.to_refusal()
+    }
+}
+
+/// An error and its causes on one line, `outer: cause: root cause`: the one renderer of
+/// error chains for events, logs and the CLI.
+pub fn chain(e: &(dyn std::error::Error + '_)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        // `#[error(transparent)]` and wrappers that print their source repeat it.
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("failed to open the store")]
+    struct Outer(#[source] std::io::Error);
+
+    impl Refuse for Outer {
+        fn reason(&self) -> Reason {
+            Reason::ArmoryFailed
+        }
+    }
+
+    #[test]
+    fn a_stage_error_becomes_a_refusal_with_its_whole_chain() {
+        let e = Outer(std::io::Error::other("disk on fire"));
+        let r: Refusal = e.into();
+        assert_eq!(r.reason, Reason::ArmoryFailed);
+        assert_eq!(r.message, "failed to open the store: disk on fire");
+        assert!(r.is_runner_failure());
+        assert!(!Refusal::new(Reason::ReplayedNonce, "x").is_runner_failure());
+    }
 
     #[test]
     fn codes_are_unique_snake_case() {

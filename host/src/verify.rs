@@ -7,10 +7,11 @@
 //! A [`VerifiedJws`] can only be built here, so no later stage can see an unverified
 //! payload. This module does no cryptography itself.
 
-use crate::jws::{ParsedJws, printable};
+use crate::jws::ParsedJws;
 use crate::keys::{KeySet, KeysError};
 use crate::plugins::{Verifiers, VerifyFailure};
 use crate::reason::{Reason, Refusal};
+use crate::text::printable;
 
 /// A JWS whose signature verified with a configured key.
 #[derive(Debug, Clone)]

@@ -51,7 +51,7 @@ fn corpus(dir: &Path) -> Vec<(usize, Vec<u8>)> {
             .map(|j| (65536, j)),
     );
     let path = env!("EDGE_RUNNER_PLUGIN_DIGEST_MAPPER");
-    let sha = edge_runner::plugins::sha256_id(&std::fs::read(path).unwrap());
+    let sha = edge_runner::digest::sha256_id(&std::fs::read(path).unwrap());
     let digest_dir = tempfile::tempdir().unwrap();
     let digest = EventPipeline::new(
         &config(

@@ -4,8 +4,9 @@
 //! second mapper pinned by sha256 is here too.
 
 use super::*;
+use edge_runner::digest::sha256_id;
 use edge_runner::events::{Mapping, TYPE_COMPLETED, TYPE_DENIED, validate};
-use edge_runner::plugins::{PluginError, sha256_id};
+use edge_runner::plugins::PluginError;
 
 fn faults_config(dir: &Path) -> String {
     let path = env!("EDGE_RUNNER_FIXTURE_MAPPER_FAULTS");

@@ -2,8 +2,8 @@
 //! binary and multibyte output (issue 5, "Mapping").
 
 use super::*;
+use edge_runner::digest::sha256_id;
 use edge_runner::events::{Mapping, TYPE_COMPLETED, TYPE_DENIED, validate};
-use edge_runner::plugins::sha256_id;
 use serde_json::Value;
 
 #[test]
@@ -197,7 +197,7 @@ fn output_already_truncated_by_the_sandbox_keeps_true_counts() {
     let p = pipeline(dir.path(), "");
     let mut r = completed(b"", b"");
     if let Disposition::Completed(o) = &mut r.disposition {
-        o.stdout = CapturedOutput {
+        o.stdout = Captured {
             bytes: b"first 16 bytes..".to_vec(),
             total_bytes: 5_000_000_000,
             truncated: true,

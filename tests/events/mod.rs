@@ -11,11 +11,11 @@ pub(crate) mod receiver;
 
 use edge_runner::config::Config;
 use edge_runner::events::{
-    CapturedOutput, Denial, Disposition, EventPipeline, ExecutionRecord, Mapped, Outcome,
-    SandboxPosture, TaskContext, Termination,
+    Denial, Disposition, EventPipeline, ExecutionRecord, Mapped, TaskContext,
 };
 use edge_runner::plugins::{CompileCache, PluginHost, PluginLimits};
 use edge_runner::reason::{Reason, Refusal};
+use edge_runner::sandbox::{Captured, Outcome, Posture, Termination};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -53,8 +53,8 @@ pub fn task() -> TaskContext {
     }
 }
 
-pub fn posture() -> SandboxPosture {
-    SandboxPosture {
+pub fn posture() -> Posture {
+    Posture {
         backend: "native".into(),
         namespaces: ["pid", "net", "mount", "ipc", "uts", "user"]
             .map(String::from)
@@ -70,11 +70,7 @@ pub fn posture() -> SandboxPosture {
     }
 }
 
-pub fn outcome(
-    termination: Termination,
-    stdout: CapturedOutput,
-    stderr: CapturedOutput,
-) -> Outcome {
+pub fn outcome(termination: Termination, stdout: Captured, stderr: Captured) -> Outcome {
     Outcome {
         termination,
         timed_out: false,
@@ -92,8 +88,8 @@ pub fn completed(stdout: &[u8], stderr: &[u8]) -> ExecutionRecord {
         task: task(),
         disposition: Disposition::Completed(outcome(
             Termination::Exited(0),
-            CapturedOutput::complete(stdout),
-            CapturedOutput::complete(stderr),
+            Captured::complete(stdout),
+            Captured::complete(stderr),
         )),
     }
 }

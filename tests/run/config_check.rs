@@ -186,7 +186,7 @@ fn config_check_refuses_a_plugin_whose_pin_does_not_match() {
     ));
     let o = w.er(&["config", "check"]);
     assert_exit(&o, 2);
-    let actual = edge_runner::plugins::sha256_id(&std::fs::read(&plugin).unwrap());
+    let actual = edge_runner::digest::sha256_id(&std::fs::read(&plugin).unwrap());
     let err = stderr(&o);
     assert!(
         err.contains("problem: plugins: ") && err.contains(&wrong) && err.contains(&actual),

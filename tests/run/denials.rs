@@ -172,7 +172,7 @@ fn a_replayed_task_is_refused_the_second_time(backend: Backend) {
 
 fn an_unknown_digest_is_refused(backend: Backend) {
     let (w, _) = world_with_tool(backend);
-    let digest = edge_runner::plugins::sha256_id(b"a tool this armory never saw");
+    let digest = edge_runner::digest::sha256_id(b"a tool this armory never saw");
     let task = w.sign(&w.manifest("t-unknown", &digest));
     let o = w.run(&task);
     assert_refused(&o, "digest_unknown", "armory");

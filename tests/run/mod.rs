@@ -150,7 +150,7 @@ impl World {
         let o = self.er(&["armory", "add", file.to_str().unwrap(), "--name", name]);
         assert_exit(&o, 0);
         let digest = String::from_utf8(o.stdout).unwrap().trim().to_owned();
-        assert!(edge_runner::config::is_sha256_id(&digest), "{digest}");
+        assert!(edge_runner::digest::is_sha256_id(&digest), "{digest}");
         if authorize {
             assert_exit(&self.er(&["armory", "authorize", &digest]), 0);
         }
@@ -306,7 +306,7 @@ pub fn assert_received(event: &Value, task: &Path) {
     assert_eq!(d["manifest_jws"], jws, "{event:#}");
     assert_eq!(
         d["manifest_sha256"],
-        edge_runner::plugins::sha256_id(jws.as_bytes()),
+        edge_runner::digest::sha256_id(jws.as_bytes()),
         "{event:#}"
     );
 }

@@ -119,10 +119,12 @@ fn a_dry_run_decides_without_consuming_the_nonce_or_emitting(backend: Backend) {
     assert_exit(&o, 0);
     let decision: serde_json::Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("the decision is JSON ({e}): {}", stdout(&o)));
-    assert_eq!(decision["decision"], "would run", "{decision}");
+    // The same decision `verify --armory` prints (one decision path).
+    assert_eq!(decision["decision"], "accept", "{decision}");
     assert_eq!(decision["task_id"], "t-dry");
     assert_eq!(decision["tenant_id"], "acme");
-    assert_eq!(decision["tool_sha256"], digest.as_str());
+    assert_eq!(decision["tool"]["digest"], digest.as_str());
+    assert_eq!(decision["sandbox"], backend.name(), "{decision}");
     assert!(w.events().is_empty(), "a dry run emits no event");
     // Twice: still nothing recorded.
     assert_exit(&w.run_with(&task, "if-available", &["--dry-run"]), 0);

@@ -2,7 +2,7 @@
 //! stable reason code) rather than a broken runner. Describes only; decides nothing.
 
 use crate::fsperm::PermError;
-use crate::reason::{Reason, Refusal};
+use crate::reason::{Reason, Refuse};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,7 @@ pub enum ArmoryError {
 impl ArmoryError {
     /// The stable reason code when this failure refuses a task, `None` when the runner
     /// itself failed (its scratch space) or the operator's input was bad.
-    pub fn reason(&self) -> Option<Reason> {
+    pub fn refusal_reason(&self) -> Option<Reason> {
         match self {
             ArmoryError::Untrusted { .. }
             | ArmoryError::Missing { .. }
@@ -99,17 +99,11 @@ impl ArmoryError {
             | ArmoryError::Scratch { .. } => None,
         }
     }
+}
 
-    /// The refusal for events and the CLI, when this is one.
-    pub fn to_refusal(&self) -> Option<Refusal> {
-        let reason = self.reason()?;
-        let mut message = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            message.push_str(": ");
-            message.push_str(&c.to_string());
-            cause = c.source();
-        }
-        Some(Refusal::new(reason, message))
+/// During a task, an armory error that is not a refusal is the runner's own failure.
+impl Refuse for ArmoryError {
+    fn reason(&self) -> Reason {
+        self.refusal_reason().unwrap_or(Reason::ArmoryFailed)
     }
 }

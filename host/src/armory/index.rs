@@ -8,7 +8,7 @@ use crate::digest::Digest;
 use crate::fsperm;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 
 /// Largest index accepted (tens of thousands of tools).
@@ -142,28 +142,13 @@ impl Index {
             problem: e.to_string(),
         })?;
         bytes.push(b'\n');
-        let tmp = layout
-            .tmp()
-            .join(format!("index.{}.json", uuid::Uuid::new_v4()));
-        let io = |action: &'static str, path: &std::path::Path| {
-            let path = path.to_owned();
-            move |source| ArmoryError::Store {
-                action,
-                path,
+        let index = layout.index();
+        crate::durable::replace_via(&layout.tmp(), &index, &bytes, 0o600).map_err(|source| {
+            ArmoryError::Store {
+                action: "replace",
+                path: index.clone(),
                 source,
             }
-        };
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        f.write_all(&bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("sync", &tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, layout.index()).map_err(io("replace the index with", &tmp))?;
-        super::sync_dir(&layout.root)
+        })
     }
 }

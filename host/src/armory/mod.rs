@@ -11,8 +11,9 @@
 //! not writable by group or others (`fsperm`), or the armory is refused. Resolution
 //! ([`Armory::resolve`]) never trusts the store's bytes: it copies the blob into a private
 //! directory while hashing it and hands out that copy only if the hash matches, so what
-//! runs is what was hashed (DESIGN.md invariant 5). Readers take no lock: the index is
-//! replaced by rename, and blobs are immutable once named.
+//! runs is what was hashed (docs/threat-model.md: the executed bytes are the verified
+//! bytes). Readers take no lock: the index is replaced by rename, and blobs are immutable
+//! once named.
 //!
 //! A tool is an ELF executable or a `#!` script whose interpreter is an absolute path; the
 //! interpreter must exist inside the sandbox's root filesystem, since only the tool itself
@@ -173,13 +174,11 @@ impl Armory {
 
 /// fsyncs a directory so a rename in it is durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), ArmoryError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| ArmoryError::Store {
-            action: "sync the directory",
-            path: dir.to_owned(),
-            source,
-        })
+    crate::durable::sync_dir(dir).map_err(|source| ArmoryError::Store {
+        action: "sync the directory",
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// Checks the first bytes of a tool: ELF, or `#!` followed by an absolute interpreter path
@@ -245,7 +244,7 @@ pub(crate) fn check_label(field: &'static str, value: &str) -> Result<(), Armory
     match problem {
         Some(problem) => Err(ArmoryError::Label {
             field,
-            value: crate::jws::printable(value),
+            value: crate::text::printable(value),
             problem,
         }),
         None => Ok(()),

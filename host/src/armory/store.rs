@@ -266,7 +266,7 @@ impl Armory {
                     .is_ok_and(|d| index.tools.contains_key(&d));
                 if !known {
                     report.problems.push(BlobReport {
-                        digest: format!("sha256:{}", crate::jws::printable(&name)),
+                        digest: format!("sha256:{}", crate::text::printable(&name)),
                         problem: BlobProblem::Orphan,
                     });
                 }

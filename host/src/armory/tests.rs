@@ -60,7 +60,7 @@ fn add_authorize_resolve_round_trip() {
     assert_eq!(added.digest, Digest::of(SCRIPT));
     // Pending: refused as unauthorized.
     let e = armory.resolve(&added.digest, &scratch).unwrap_err();
-    assert_eq!(e.reason(), Some(Reason::DigestUnauthorized));
+    assert_eq!(e.refusal_reason(), Some(Reason::DigestUnauthorized));
     armory.authorize(&added.digest, "bob", Utc::now()).unwrap();
     let tool = armory.resolve(&added.digest, &scratch).unwrap();
     assert_eq!(tool.digest(), added.digest.as_str());
@@ -87,7 +87,7 @@ fn add_authorize_resolve_round_trip() {
     // Revoked: refused, and authorization cannot come back.
     armory.revoke(&added.digest, "carol", Utc::now()).unwrap();
     let e = armory.resolve(&added.digest, &scratch).unwrap_err();
-    assert_eq!(e.reason(), Some(Reason::DigestUnauthorized));
+    assert_eq!(e.refusal_reason(), Some(Reason::DigestUnauthorized));
     assert!(e.to_string().contains("revoked"), "{e}");
     assert!(matches!(
         armory.authorize(&added.digest, "bob", Utc::now()),
@@ -129,7 +129,7 @@ fn unknown_digests_are_unknown() {
     let e = armory
         .resolve(&Digest::of(b"nothing"), &scratch)
         .unwrap_err();
-    assert_eq!(e.reason(), Some(Reason::DigestUnknown));
+    assert_eq!(e.refusal_reason(), Some(Reason::DigestUnknown));
 }
 
 #[test]

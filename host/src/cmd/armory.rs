@@ -5,6 +5,7 @@ use super::{CmdResult, Exit, Failure, Global};
 use clap::{Args, Subcommand};
 use edge_runner::armory::{Armory, ArmoryError, describe};
 use edge_runner::digest::Digest;
+use edge_runner::reason::Refuse as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -225,8 +226,8 @@ fn parse_digest(s: &str) -> Result<Digest, Failure> {
 
 /// Refusals (a reason code) exit 3, bad operator input 2, anything else 4.
 fn failure(e: ArmoryError) -> Failure {
-    if let Some(r) = e.to_refusal() {
-        return Failure::Denied(r);
+    if e.refusal_reason().is_some() {
+        return Failure::Denied(e.to_refusal());
     }
     match e {
         ArmoryError::Label { .. } | ArmoryError::TooLarge { .. } | ArmoryError::Revoked { .. } => {

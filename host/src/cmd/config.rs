@@ -1,17 +1,18 @@
 //! `edge-runner config check`: validates the configuration and everything it names, prints
 //! the effective configuration, and flags every relaxed protection. Loading goes through
-//! the same code `run` uses (`Runner::open`), so "check passes" means "run can start";
+//! the same per-component functions `Runner::open` uses (`pipeline::setup`), so "check
+//! passes" means "run can start";
 //! this module adds only the checks `run` makes lazily (state directory, replay store,
 //! event files, sandbox plan) and the list of relaxations. It changes no setting.
 
 use super::run::Overrides;
 use super::{CmdResult, Exit, Failure, Global};
 use clap::{Args, Subcommand};
-use edge_runner::armory::Armory;
-use edge_runner::config::{ClaimsConfig, Config};
+use edge_runner::config::Config;
 use edge_runner::events::{EventsError, SinkConfig};
-use edge_runner::keys::KeySet;
-use edge_runner::pipeline::{Runner, SetupError};
+use edge_runner::manifest::ClaimsConfig;
+use edge_runner::pipeline::{SetupError, setup};
+use edge_runner::reason::Refuse as _;
 use edge_runner::replay::ReplayStore;
 use edge_runner::sandbox::policy::DEFAULT_MASKED_PATHS;
 use edge_runner::sandbox::support::{AppArmor, HostSupport};
@@ -79,7 +80,7 @@ fn check(global: &Global, args: &CheckArgs) -> CmdResult {
 
     let mut ok = Vec::new();
     let mut problems = Vec::new();
-    check_loading(&config, canonical.as_deref(), &mut ok, &mut problems);
+    check_loading(&config, &mut ok, &mut problems);
     check_state_dir(&config.state_dir, &mut ok, &mut problems);
     check_sinks(&config, &mut ok, &mut problems);
     let policy = config.sandbox_policy(canonical.as_deref());
@@ -154,96 +155,116 @@ fn effective_toml(config: &Config) -> Result<String, Failure> {
     })
 }
 
-/// Keys, plugins, mapper, sinks' spools and the armory, through `Runner::open`, which
-/// stops at the first failure; the armory (independent of the rest) is also checked on
-/// its own, so a bad key set and a bad armory are both reported in one pass.
-fn check_loading(
-    config: &Config,
-    file: Option<&Path>,
-    ok: &mut Vec<String>,
-    problems: &mut Vec<Problem>,
-) {
-    // `Runner::open` loads, in order: the mapper and sinks, the verifier plugins, the key
-    // set (trust, parse, each key through its plugin), the armory. A failure at one stage
-    // means the stages before it passed.
-    let (failed_at, armory_done) = match Runner::open(config, file) {
-        Ok(_) => (5, false),
+/// Plugins, mapper and sinks, keys and verifiers, and the armory: each component opened
+/// by the same function `Runner::open` uses, on its own, so that every broken component
+/// is reported in one pass.
+fn check_loading(config: &Config, ok: &mut Vec<String>, problems: &mut Vec<Problem>) {
+    let chain = |e: &dyn std::error::Error| edge_runner::reason::chain(e);
+    let host = match setup::plugin_host(config, false) {
+        Ok(h) => Some(h),
         Err(e) => {
-            let (stage, key, message) = match e {
-                SetupError::Events(e) => {
-                    let key = match &e {
-                        EventsError::Mapper(_) => "plugins.mapper",
-                        _ => "events.sinks",
-                    };
-                    (0, key, format!("{:#}", anyhow::Error::new(e)))
-                }
-                SetupError::Plugins(e) => (1, "plugins", format!("{:#}", anyhow::Error::new(e))),
-                SetupError::Trust(e) => (2, "keys", format!("{:#}", anyhow::Error::new(e))),
-                SetupError::Keys(e) => (2, "keys", format!("{:#}", anyhow::Error::new(e))),
-                // The error names the path already.
-                SetupError::Armory(e) => (3, "armory", format!("{:#}", anyhow::Error::new(e))),
-            };
-            problems.push(Problem { key, message });
-            (stage, stage == 3)
+            problems.push(Problem {
+                key: "plugins",
+                message: chain(&e),
+            });
+            None
         }
     };
-    if failed_at > 1 {
-        ok.push(format!(
-            "plugins: verifier overrides {}, mapper {}; pins match",
-            if config.plugins.verifiers.is_empty() {
-                "none (embedded defaults)".to_owned()
-            } else {
-                config
-                    .plugins
-                    .verifiers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-            match &config.plugins.mapper {
-                Some(m) => m.path.display().to_string(),
-                None => "embedded default".to_owned(),
+    if let Some(host) = host {
+        let events = setup::events(config, &host);
+        if let Err(e) = &events {
+            let key = match e {
+                SetupError::Events(EventsError::Mapper(_)) => "plugins.mapper",
+                _ => "events.sinks",
+            };
+            problems.push(Problem {
+                key,
+                message: chain(e),
+            });
+        }
+        match setup::verifier(config, host) {
+            Ok(verifier) => {
+                let keys = verifier.keys();
+                let list: Vec<String> = keys
+                    .iter()
+                    .map(|k| format!("{} {}", k.kid, k.alg))
+                    .collect();
+                ok.push(format!(
+                    "keys {}: {} key{} ({}), each validated by its verifier plugin",
+                    config.keys.display(),
+                    keys.len(),
+                    if keys.len() == 1 { "" } else { "s" },
+                    list.join(", ")
+                ));
+                if events.is_ok() {
+                    ok.push(plugins_line(config));
+                }
             }
-        ));
-    }
-    if failed_at > 2
-        && let Ok(keys) = KeySet::load(&config.keys)
-    {
-        let list: Vec<String> = keys
-            .iter()
-            .map(|k| format!("{} {}", k.kid, k.alg))
-            .collect();
-        ok.push(format!(
-            "keys {}: {} key{} ({}), each validated by its verifier plugin",
-            config.keys.display(),
-            keys.len(),
-            if keys.len() == 1 { "" } else { "s" },
-            list.join(", ")
-        ));
-    }
-    if armory_done {
-        return;
+            Err(e) => {
+                let key = match e {
+                    SetupError::Plugins(_) => "plugins",
+                    _ => "keys",
+                };
+                problems.push(Problem {
+                    key,
+                    message: chain(&e),
+                });
+            }
+        }
     }
     // `run` reads the index per task: an unreadable one would refuse every task.
-    match Armory::open(&config.armory).and_then(|a| a.list()) {
-        Ok(tools) => {
-            let authorized = tools
-                .iter()
-                .filter(|(_, e)| e.status() == "authorized")
-                .count();
-            ok.push(format!(
-                "armory {}: trusted, {} tool{} ({authorized} authorized)",
-                config.armory.display(),
-                tools.len(),
-                if tools.len() == 1 { "" } else { "s" }
-            ));
-        }
+    match setup::armory(config).map_err(|e| match e {
+        SetupError::Armory(a) => a,
+        other => edge_runner::armory::ArmoryError::Index {
+            path: config.armory.clone(),
+            problem: chain(&other),
+        },
+    }) {
+        Ok(armory) => match armory.list() {
+            Ok(tools) => {
+                let authorized = tools
+                    .iter()
+                    .filter(|(_, e)| e.status() == "authorized")
+                    .count();
+                ok.push(format!(
+                    "armory {}: trusted, {} tool{} ({authorized} authorized)",
+                    config.armory.display(),
+                    tools.len(),
+                    if tools.len() == 1 { "" } else { "s" }
+                ));
+            }
+            Err(e) => problems.push(Problem {
+                key: "armory",
+                message: chain(&e),
+            }),
+        },
         Err(e) => problems.push(Problem {
             key: "armory",
-            message: format!("{:#}", anyhow::Error::new(e)),
+            message: chain(&e),
         }),
     }
+}
+
+/// The plugins in use, once they all loaded.
+fn plugins_line(config: &Config) -> String {
+    format!(
+        "plugins: verifier overrides {}, mapper {}; pins match",
+        if config.plugins.verifiers.is_empty() {
+            "none (embedded defaults)".to_owned()
+        } else {
+            config
+                .plugins
+                .verifiers
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        match &config.plugins.mapper {
+            Some(m) => m.path.display().to_string(),
+            None => "embedded default".to_owned(),
+        }
+    )
 }
 
 /// The state directory is private and writable, and its replay store readable.

@@ -8,13 +8,13 @@ use clap::Args;
 use edge_runner::armory::Armory;
 use edge_runner::config::Config;
 use edge_runner::events::SinkConfig;
-use edge_runner::pipeline::{Mode, Runner, Verdict};
+use edge_runner::pipeline::{Runner, Verdict};
 use edge_runner::sandbox::support::{AppArmor, HostSupport};
 use edge_runner::sandbox::{BackendChoice, Requirement};
 use edge_runner::sign::{SignAlg, SigningKey};
 use serde_json::{Value, json};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Run the end-to-end demo in a temporary directory.
 ///
@@ -131,7 +131,7 @@ fn demo(root: &Path, args: &DemoArgs) -> CmdResult {
         task.len(),
         &task[..60.min(task.len())]
     ));
-    let report = runner.run(task.as_bytes(), Mode::Run);
+    let report = runner.handle(task.as_bytes());
     match &report.verdict {
         Verdict::Ran(o) => {
             say(&format!(
@@ -222,7 +222,7 @@ fn sign(key: &SigningKey, task_id: &str, digest: &str) -> Result<String, Failure
 }
 
 fn refusal(runner: &Runner, task: &[u8], events: &Path) -> CmdResult {
-    let report = runner.run(task, Mode::Run);
+    let report = runner.handle(task);
     match &report.verdict {
         Verdict::Denied(r) => say(&format!(
             "refused at stage {}: {} - {}",
@@ -256,14 +256,8 @@ fn print_last_event(path: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-fn write_private(path: &PathBuf, value: &Value) -> Result<(), Failure> {
-    use std::os::unix::fs::OpenOptionsExt as _;
+fn write_private(path: &Path, value: &Value) -> Result<(), Failure> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| fail("encode")(e.to_string()))?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(&bytes))
+    edge_runner::durable::create_new(path, &bytes, 0o600)
         .map_err(|e| fail("write the key set")(e.to_string()))
 }

@@ -5,6 +5,7 @@ use super::{CmdResult, Exit, Failure, Global};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
 use edge_runner::manifest::{self, ClaimPolicy};
+use edge_runner::reason::Refuse as _;
 use edge_runner::sign::SigningKey;
 use serde_json::Value;
 use std::io::Write as _;
@@ -83,7 +84,12 @@ fn sign(config: &edge_runner::config::Config, s: SignArgs) -> CmdResult {
         raw.trim_ascii().to_vec()
     };
     // Refuse to sign what the runner would refuse.
-    manifest::validate_unsigned(&payload, &ClaimPolicy::from_config(config), now).map_err(|e| {
+    manifest::validate_unsigned(
+        &payload,
+        &ClaimPolicy::new(&config.claims, &config.limits),
+        now,
+    )
+    .map_err(|e| {
         let r = e.to_refusal();
         Failure::Usage(anyhow::anyhow!(
             "refusing to sign manifest {}: a runner would refuse it as {}: {}",

@@ -134,6 +134,21 @@ impl Failure {
 
 pub type CmdResult = Result<Exit, Failure>;
 
+/// A refusal at the CLI edge: a judged task exits 3 with its code; a runner failure
+/// (a runner-failure reason code) exits 4.
+pub fn refused(r: Refusal) -> Failure {
+    if r.is_runner_failure() {
+        Failure::Runner(anyhow::anyhow!(
+            "{} (stage {}): {}",
+            r.reason.code(),
+            r.stage(),
+            r.message
+        ))
+    } else {
+        Failure::Denied(r)
+    }
+}
+
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Run(args) => run::run(&cli.global, args),
@@ -189,16 +204,11 @@ pub fn load_config(global: &Global) -> Result<Config, Failure> {
     Config::load(&path).map_err(|e| Failure::Usage(e.into()))
 }
 
-/// Builds the plugin host and verifier registry from the configuration.
+/// Every verifier plugin, embedded and configured (for listing them).
 pub fn load_verifiers(config: &Config) -> Result<edge_runner::plugins::Verifiers, Failure> {
-    use edge_runner::plugins::{CompileCache, PluginHost, Verifiers};
-    let cache = config
-        .plugin_cache_dir()
-        .map(|d| CompileCache::at(&d))
-        .unwrap_or_else(CompileCache::disabled);
-    let host =
-        PluginHost::new(config.plugins.limits(), cache).map_err(|e| Failure::Runner(e.into()))?;
-    Verifiers::load(host, &config.plugins.verifier_overrides())
+    let host = edge_runner::pipeline::setup::plugin_host(config, false)
+        .map_err(|e| Failure::Runner(e.into()))?;
+    edge_runner::plugins::Verifiers::load(host, &config.plugins.verifier_overrides())
         .map_err(|e| Failure::Usage(e.into()))
 }
 

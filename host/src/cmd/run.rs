@@ -4,15 +4,17 @@ use super::{CmdResult, Exit, Failure, Global};
 use clap::Args;
 use edge_runner::config::Config;
 use edge_runner::events::SinkConfig;
-use edge_runner::pipeline::{Mode, Runner, TaskReport, Verdict};
+use edge_runner::pipeline::{Runner, TaskReport, Verdict};
 use edge_runner::sandbox::{BackendChoice, Requirement, Termination};
 use std::path::PathBuf;
 
 /// Verify a signed task and run its tool in the sandbox.
 ///
-/// Stages: signature (verifier plugins) -> manifest and claims -> nonce recorded -> tool
-/// resolved from the armory by digest -> sandbox -> one CloudEvent (completed or denied)
-/// to the configured sinks. Every refusal emits its denial event before exiting.
+/// Stages: signature (verifier plugins) -> manifest and claims -> nonce checked -> tool
+/// resolved from the armory by digest and re-hashed -> sandbox plan for this host ->
+/// nonce recorded -> the tool runs -> one CloudEvent (completed or denied) to the
+/// configured sinks. Every refusal emits its denial event before exiting; a task refused
+/// before the nonce is recorded can run once the refusal is fixed.
 ///
 /// Example: edge-runner run --config /etc/edge-runner/config.toml task.jws
 #[derive(Debug, Args)]
@@ -23,8 +25,8 @@ pub struct RunArgs {
     pub task: PathBuf,
     #[command(flatten)]
     pub overrides: Overrides,
-    /// Do everything up to the launch, without consuming the nonce or emitting an event;
-    /// print the decision.
+    /// Decide the task (every check up to the launch) without recording the nonce or
+    /// emitting an event; print the decision as JSON (a refusal exits 3, as for a run).
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -122,13 +124,16 @@ pub fn run(global: &Global, args: RunArgs) -> CmdResult {
         us = opening.elapsed().as_micros() as u64,
         "runner set up (plugins, keys, armory)"
     );
-    let mode = if args.dry_run {
-        Mode::DryRun
-    } else {
-        Mode::Run
-    };
-    let report = runner.run(&task, mode);
-    conclude(report)
+    if args.dry_run {
+        return match runner.decide(&task) {
+            Ok(decision) => {
+                super::write_stdout(&format!("{}\n", decision.summary()))?;
+                Ok(Exit::Ok)
+            }
+            Err(rejected) => Err(super::refused(rejected.refusal)),
+        };
+    }
+    conclude(runner.handle(&task))
 }
 
 /// Maps a task report to the exit-code table, reporting the event's fate loudly.
@@ -141,7 +146,7 @@ pub fn conclude(report: TaskReport) -> CmdResult {
     );
     // An event that could not be delivered or spooled is a runner failure, whatever the
     // task did: the result would otherwise be lost without anyone noticing.
-    if let Some(Err(e)) = &report.event {
+    if let Err(e) = &report.event {
         return Err(Failure::Runner(anyhow::anyhow!(
             "the task's event was not delivered or spooled: {e:#}"
         )));
@@ -160,23 +165,6 @@ pub fn conclude(report: TaskReport) -> CmdResult {
             }
             Ok(Exit::ToolFailed)
         }
-        Verdict::WouldRun { tool_sha256 } => {
-            let decision = serde_json::json!({
-                "decision": "would run",
-                "task_id": report.task.task_id,
-                "tenant_id": report.task.tenant_id,
-                "tool_sha256": tool_sha256,
-                "nonce": "checked, not recorded (dry run)",
-            });
-            super::write_stdout(&format!("{decision}\n"))?;
-            Ok(Exit::Ok)
-        }
-        Verdict::Denied(r) => Err(Failure::Denied(r)),
-        Verdict::Failed(r) => Err(Failure::Runner(anyhow::anyhow!(
-            "{} (stage {}): {}",
-            r.reason.code(),
-            r.stage(),
-            r.message
-        ))),
+        Verdict::Denied(r) | Verdict::Failed(r) => Err(super::refused(r)),
     }
 }

@@ -102,7 +102,9 @@ pub fn run(global: &Global, args: SandboxArgs) -> CmdResult {
 fn policy_for(global: &Global) -> Result<(Config, SandboxPolicy), Failure> {
     let config = super::load_config(global)?;
     let path = super::config_path(global).and_then(|p| std::fs::canonicalize(p).ok());
-    let policy = config.sandbox_policy(path.as_deref());
+    let mut policy = config.sandbox_policy(path.as_deref());
+    // The limits `run` gives a task whose manifest names none.
+    policy.limits = edge_runner::pipeline::task_limits(&policy.limits, config.limits.defaults());
     Ok((config, policy))
 }
 
@@ -323,19 +325,8 @@ fn trial(policy: &SandboxPolicy, state_dir: &Path) -> Result<String, SandboxErro
 fn describe(r: &Result<String, SandboxError>) -> String {
     match r {
         Ok(s) => format!("works: {s}"),
-        Err(e) => format!("does not work: {}", edge_runner_chain(e)),
+        Err(e) => format!("does not work: {}", edge_runner::reason::chain(e)),
     }
-}
-
-fn edge_runner_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 fn check(global: &Global, args: CheckArgs) -> CmdResult {
@@ -416,7 +407,7 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
                 Exit::Ok,
             ),
             Err(e) => (
-                format!("FAILED: {}", edge_runner_chain(&e)),
+                format!("FAILED: {}", edge_runner::reason::chain(&e)),
                 if e.refusal().is_some() {
                     Exit::Denied
                 } else {

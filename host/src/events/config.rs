@@ -194,7 +194,7 @@ impl EventsConfig {
             return Err(format!(
                 "events.source \"{}\" is not a URI-reference (RFC 3986), for example \
                  urn:edge-runner:edge-7",
-                crate::jws::printable(s)
+                crate::text::printable(s)
             ));
         }
         if self.max_event_bytes < MIN_EVENT_BYTES {
@@ -228,7 +228,7 @@ impl EventsConfig {
                     if !name_ok {
                         return Err(format!(
                             "events.sinks http name \"{}\" must be 1-64 of [A-Za-z0-9_-]",
-                            crate::jws::printable(name)
+                            crate::text::printable(name)
                         ));
                     }
                     if !names.insert(name.clone()) {

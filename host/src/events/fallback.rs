@@ -8,9 +8,10 @@
 //! counts: an operator may have swapped in a mapper precisely to keep output off the
 //! wire (a redacting or digest-only mapper), and its failure must not leak it.
 
-use super::record::{Disposition, ExecutionRecord, Termination};
+use super::mapper::wit::{MapInput, StreamView};
+use super::record::{Disposition, ExecutionRecord};
 use super::validate::{self, InvalidEvent, MAPPER_FAILED_EXTENSION};
-use crate::plugins::mapper::{MapInput, StreamView};
+use crate::sandbox::Termination;
 use cloudevents::event::ExtensionValue;
 use cloudevents::{Event, EventBuilder as _, EventBuilderV10};
 use serde_json::{Map, Value, json};

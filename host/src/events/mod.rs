@@ -28,8 +28,7 @@ pub mod validate;
 pub use config::{EventsConfig, SinkConfig};
 pub use mapper::{Mapped, Mapping};
 pub use record::{
-    CapturedOutput, Denial, Disposition, EventKind, ExecutionRecord, Outcome, SandboxPosture,
-    TYPE_COMPLETED, TYPE_DENIED, TaskContext, Termination,
+    Denial, Disposition, EventKind, ExecutionRecord, TYPE_COMPLETED, TYPE_DENIED, TaskContext,
 };
 pub use sinks::{Delivery, FlushReport};
 pub use validate::InvalidEvent;

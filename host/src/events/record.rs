@@ -1,9 +1,12 @@
 //! The execution record: what the pipeline knows about one task when it is finished or
-//! refused, mirroring the WIT `event-mapper` records. The pipeline builds it; this module
-//! only holds data and the small conversions callers need (a [`Refusal`] becomes a
-//! [`Denial`], a received JWS fills the manifest fields). It decides nothing.
+//! refused. A task that ran carries the sandbox's own [`Outcome`] (one type from the
+//! sandbox to the mapper; `events::mapper::wit` converts it to the WIT records). The
+//! pipeline builds the record; this module only holds data and the small conversions
+//! callers need (a [`Refusal`] becomes a [`Denial`], a received JWS fills the manifest
+//! fields). It decides nothing.
 
 use crate::reason::{Reason, Refusal, Stage};
+use crate::sandbox::Outcome;
 
 /// One finished or refused task.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,7 @@ impl TaskContext {
     pub fn received(jws: &[u8]) -> Self {
         Self {
             manifest_jws: std::str::from_utf8(jws).ok().map(str::to_owned),
-            manifest_sha256: Some(crate::plugins::sha256_id(jws)),
+            manifest_sha256: Some(crate::digest::sha256_id(jws)),
             ..Self::default()
         }
     }
@@ -71,72 +74,6 @@ impl From<Refusal> for Denial {
             message: r.message,
         }
     }
-}
-
-/// The result of a task that ran.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
-    pub termination: Termination,
-    pub timed_out: bool,
-    pub stdout: CapturedOutput,
-    pub stderr: CapturedOutput,
-    /// Wall-clock time of the sandboxed run, milliseconds.
-    pub wall_ms: u64,
-    /// CPU time (user + system) of the tool, milliseconds.
-    pub cpu_ms: u64,
-    /// Peak resident memory of the tool, bytes (0 when the backend cannot tell).
-    pub peak_memory_bytes: u64,
-    pub posture: SandboxPosture,
-}
-
-/// How the process ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Termination {
-    Exited(i32),
-    Signaled(i32),
-}
-
-/// Captured output of one stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CapturedOutput {
-    /// The bytes captured (at most the capture cap).
-    pub bytes: Vec<u8>,
-    /// How many bytes the tool wrote in total.
-    pub total_bytes: u64,
-    /// True when `bytes` is shorter than what the tool wrote.
-    pub truncated: bool,
-}
-
-impl CapturedOutput {
-    /// Output that was captured whole.
-    pub fn complete(bytes: impl Into<Vec<u8>>) -> Self {
-        let bytes = bytes.into();
-        Self {
-            total_bytes: bytes.len() as u64,
-            truncated: false,
-            bytes,
-        }
-    }
-}
-
-/// The isolation that was actually in force while the tool ran.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SandboxPosture {
-    /// `runsc` or `native`.
-    pub backend: String,
-    pub namespaces: Vec<String>,
-    /// Capabilities held by the tool (empty when all five sets were cleared).
-    pub capabilities: Vec<String>,
-    /// `filter`, `off` or `gvisor`.
-    pub seccomp: String,
-    /// `enforced:<profile>`, `unavailable` or `off`.
-    pub apparmor: String,
-    /// `none` or `loopback-only`.
-    pub network: String,
-    pub uid: u32,
-    pub gid: u32,
-    pub no_new_privs: bool,
-    pub read_only_root: bool,
 }
 
 impl ExecutionRecord {
@@ -193,7 +130,7 @@ mod tests {
         assert_eq!(t.manifest_jws.as_deref(), Some("aGk.e30.c2ln"));
         assert_eq!(
             t.manifest_sha256.as_deref(),
-            Some(crate::plugins::sha256_id(b"aGk.e30.c2ln").as_str())
+            Some(crate::digest::sha256_id(b"aGk.e30.c2ln").as_str())
         );
         assert!(t.task_id.is_none());
         // Not UTF-8: the digest still identifies what was received.

@@ -4,7 +4,7 @@
 
 use super::ManifestError;
 use super::fields::{MAX_ENV, MAX_ENV_NAME_LEN, MAX_ENV_VALUE_LEN, as_object, as_str, invalid};
-use crate::jws::printable;
+use crate::text::printable;
 use serde_json::Value;
 
 /// Environment names the tool may not set, with the reason. Exact names, compared

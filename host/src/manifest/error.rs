@@ -4,7 +4,7 @@
 
 use crate::digest::DigestError;
 use crate::json::JsonError;
-use crate::reason::{Reason, Refusal};
+use crate::reason::{Reason, Refuse};
 
 /// A refused manifest. Every variant names the field it is about, with nested fields
 /// written as `task_context.tenant_id`, `env.LD_PRELOAD` or `args[3]`.
@@ -128,23 +128,10 @@ impl ManifestError {
             ManifestError::Json { .. } | ManifestError::NotObject => None,
         }
     }
-
-    /// The refusal carried by events and the CLI: the reason code and the whole message
-    /// chain on one line.
-    pub fn to_refusal(&self) -> Refusal {
-        let mut message = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            message.push_str(": ");
-            message.push_str(&c.to_string());
-            cause = c.source();
-        }
-        Refusal::new(self.reason(), message)
-    }
 }
 
-impl From<ManifestError> for Refusal {
-    fn from(e: ManifestError) -> Self {
-        e.to_refusal()
+impl Refuse for ManifestError {
+    fn reason(&self) -> Reason {
+        ManifestError::reason(self)
     }
 }

@@ -4,7 +4,7 @@
 //! Pure functions; no I/O, no clock.
 
 use super::ManifestError;
-use crate::jws::printable;
+use crate::text::printable;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 

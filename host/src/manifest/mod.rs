@@ -9,14 +9,16 @@
 pub mod env;
 mod error;
 pub mod fields;
+mod policy;
 mod schema;
 
 pub use error::ManifestError;
+pub use policy::{
+    ClaimPolicy, ClaimsConfig, LimitsConfig, MAX_CLOCK_SKEW_SECS, MAX_MANIFEST_AGE_SECS,
+    MIN_MEMORY_BYTES,
+};
 pub use schema::schema;
 
-use crate::config::{
-    ClaimsConfig, Config, LimitsConfig, MAX_CLOCK_SKEW_SECS, MAX_MANIFEST_AGE_SECS,
-};
 use crate::digest::Digest;
 use crate::json;
 use crate::verify::VerifiedJws;
@@ -44,22 +46,6 @@ const TOP_FIELDS: &[&str] = &[
 ];
 const CONTEXT_FIELDS: &[&str] = &["task_id", "tenant_id", "operator_id", "source", "action"];
 const LIMIT_FIELDS: &[&str] = &["timeout_ms", "memory_bytes", "output_bytes"];
-
-/// What the operator's configuration says about claims and limits.
-#[derive(Debug, Clone)]
-pub struct ClaimPolicy {
-    pub claims: ClaimsConfig,
-    pub limits: LimitsConfig,
-}
-
-impl ClaimPolicy {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            claims: config.claims.clone(),
-            limits: config.limits.clone(),
-        }
-    }
-}
 
 /// Who asked for the task and why (`task_context`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +185,7 @@ fn check_payload(
     )?;
     if version != VERSION {
         return Err(ManifestError::Version {
-            found: crate::jws::printable(version),
+            found: crate::text::printable(version),
         });
     }
 
@@ -297,11 +283,7 @@ fn parameters(v: &Value) -> Result<Value, ManifestError> {
 }
 
 fn limits(v: Option<&Value>, policy: &LimitsConfig) -> Result<Limits, ManifestError> {
-    let mut out = Limits {
-        timeout_ms: policy.default_timeout_ms,
-        memory_bytes: policy.default_memory_bytes,
-        output_bytes: policy.default_output_bytes,
-    };
+    let mut out = policy.defaults();
     let Some(v) = v else {
         return Ok(out);
     };
@@ -325,11 +307,11 @@ fn limits(v: Option<&Value>, policy: &LimitsConfig) -> Result<Limits, ManifestEr
         let requested = fields::positive(v, &format!("limits.{name}"))?;
         // A limit the sandbox cannot honour must be refused here, before the nonce is
         // spent, not discovered at launch.
-        if name == "memory_bytes" && requested < crate::sandbox::policy::MIN_MEMORY_BYTES {
+        if name == "memory_bytes" && requested < MIN_MEMORY_BYTES {
             return Err(ManifestError::LimitTooSmall {
                 name,
                 requested,
-                min: crate::sandbox::policy::MIN_MEMORY_BYTES,
+                min: MIN_MEMORY_BYTES,
             });
         }
         if requested > max {

@@ -4,8 +4,8 @@
 //! `issued_at`, the runner's configured limits and times) is in the descriptions. This
 //! module only describes; it must not validate.
 
+use super::LimitsConfig;
 use super::fields::*;
-use crate::config::LimitsConfig;
 use serde_json::{Value, json};
 
 /// The schema, with the limit maxima of `limits` (a runner's configuration) stated.

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::reason::Reason;
+use crate::reason::Refuse as _;
 use serde_json::json;
 
 const NOW: &str = "2026-11-26T21:01:00Z";
@@ -16,7 +17,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn policy() -> ClaimPolicy {
-    ClaimPolicy::from_config(&Config::default())
+    ClaimPolicy::default()
 }
 
 fn good() -> Value {
@@ -93,7 +94,7 @@ fn optional_fields_default() {
     }
     let m = check(&v).unwrap();
     assert!(m.args().is_empty() && m.env().is_empty() && m.stdin().is_empty());
-    let d = Config::default().limits;
+    let d = LimitsConfig::default();
     assert_eq!(
         m.limits(),
         Limits {
@@ -385,7 +386,7 @@ fn forbidden_env_names_are_refused() {
 
 #[test]
 fn limits_over_the_maxima_are_limits_exceeded() {
-    let max = Config::default().limits;
+    let max = LimitsConfig::default();
     for (name, max) in [
         ("timeout_ms", max.max_timeout_ms),
         ("memory_bytes", max.max_memory_bytes),
@@ -493,7 +494,7 @@ fn refusals_carry_the_whole_chain() {
 
 #[test]
 fn the_schema_names_exactly_the_decoded_fields() {
-    let s = schema(&Config::default().limits);
+    let s = schema(&LimitsConfig::default());
     let props = |v: &Value| -> Vec<String> {
         let mut k: Vec<String> = v["properties"]
             .as_object()

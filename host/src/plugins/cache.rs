@@ -9,7 +9,6 @@
 //! can never make a plugin load that would not load without it.
 
 use crate::fsperm;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -67,22 +66,31 @@ impl CompileCache {
     }
 
     fn read(&self, engine: &Engine, path: &Path) -> Option<Component> {
-        let meta = std::fs::symlink_metadata(path).ok()?;
-        if let Err(e) = fsperm::check_metadata(&meta, path, "compiled plugin") {
-            tracing::warn!(error = %e, "ignoring untrusted compiled plugin");
+        if std::fs::symlink_metadata(path).is_err() {
             return None;
         }
-        if !meta.is_file() {
-            return None;
-        }
+        // Checked on the descriptor reached by a walk from `/` (the entry and every
+        // directory above it), and deserialized from that same descriptor.
+        let file = match fsperm::open_file(path, "compiled plugin") {
+            Ok((file, _)) => file,
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring untrusted compiled plugin");
+                return None;
+            }
+        };
+        let by_fd = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ));
         #[allow(unsafe_code)]
         // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output. The file
-        // lives in a 0700 directory owned by the runner (checked when the cache was
-        // opened), is itself owned by the runner and not group/world writable (checked
-        // above), and was written by `write_atomically` from `Component::serialize`.
-        // wasmtime additionally checks the header and engine compatibility and fails
-        // cleanly on a mismatch.
-        let result = unsafe { Component::deserialize_file(engine, path) };
+        // is the descriptor checked above: owned by the runner, not group/world writable,
+        // in directories nobody else can write, and written by `write_atomically` from
+        // `Component::serialize`. `/proc/self/fd/N` names that open file, not a path that
+        // could be swapped. wasmtime additionally checks the header and engine
+        // compatibility and fails cleanly on a mismatch.
+        let result = unsafe { Component::deserialize_file(engine, &by_fd) };
+        drop(file);
         match result {
             Ok(c) => Some(c),
             Err(e) => {
@@ -108,26 +116,8 @@ fn compile(engine: &Engine, bytes: &[u8], label: &str) -> wasmtime::Result<Compo
     Ok(c)
 }
 
+/// The cache's one write: the shared atomic replace, which also fsyncs the directory.
 fn write_atomically(path: &Path, component: &Component) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     let bytes = component.serialize().map_err(std::io::Error::other)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("entry")
-    ));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    let result = f
-        .write_all(&bytes)
-        .and_then(|()| f.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::durable::replace(path, &bytes, 0o600)
 }

@@ -21,7 +21,6 @@ pub use engine::{PluginLimits, Residency};
 pub use mapper::MapperPlugin;
 pub use verifier::{VerifierPlugin, Verifiers, VerifyFailure};
 
-use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -239,7 +238,11 @@ impl PluginHost {
             path: file.path.clone(),
             source,
         };
-        let f = std::fs::File::open(&file.path).map_err(read)?;
+        // Opened once through a walk that checks the file and every directory above it
+        // (a FIFO, a world-writable file or a swappable parent is refused), then read
+        // through that descriptor only.
+        let (f, _) = crate::fsperm::open_file(&file.path, "plugin file")
+            .map_err(|e| read(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e)))?;
         let limit = self.limits.max_component_bytes;
         let mut bytes = Vec::new();
         f.take(limit as u64 + 1)
@@ -251,7 +254,7 @@ impl PluginHost {
                 limit,
             });
         }
-        let actual = sha256_id(&bytes);
+        let actual = crate::digest::sha256_id(&bytes);
         if actual != file.sha256 {
             return Err(PluginError::DigestMismatch {
                 path: file.path.clone(),
@@ -308,22 +311,9 @@ impl PluginHost {
     }
 }
 
-/// `sha256:<hex>` of `bytes`.
-pub fn sha256_id(bytes: &[u8]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(7 + 64);
-    out.push_str("sha256:");
-    for b in digest.iter() {
-        out.push(char::from(HEX[usize::from(b >> 4)]));
-        out.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
-    out
-}
-
 /// Bounds and sanitizes text a plugin returned before it reaches logs or events.
 pub(crate) fn plugin_text(s: &str) -> String {
-    crate::jws::printable(s)
+    crate::text::printable(s)
 }
 
 /// The default directory for the compile cache under a state directory.

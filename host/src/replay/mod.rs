@@ -23,10 +23,10 @@
 //! there, fails closed: the task is refused as `replay_store_unavailable`. This module must
 //! not decide anything but "seen before or not".
 
-use crate::config::MAX_CLOCK_SKEW_SECS;
 use crate::fsperm::{self, PermError};
 use crate::manifest::CheckedManifest;
-use crate::reason::{Reason, Refusal};
+use crate::manifest::MAX_CLOCK_SKEW_SECS;
+use crate::reason::{Reason, Refuse};
 use chrono::{DateTime, Utc};
 use sha2::{Digest as _, Sha256};
 use std::fs::{File, OpenOptions, TryLockError};
@@ -101,23 +101,11 @@ impl ReplayError {
             _ => Reason::ReplayStoreUnavailable,
         }
     }
-
-    /// The refusal carried by events and the CLI, with the whole cause chain.
-    pub fn to_refusal(&self) -> Refusal {
-        let mut message = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            message.push_str(": ");
-            message.push_str(&c.to_string());
-            cause = c.source();
-        }
-        Refusal::new(self.reason(), message)
-    }
 }
 
-impl From<ReplayError> for Refusal {
-    fn from(e: ReplayError) -> Self {
-        e.to_refusal()
+impl Refuse for ReplayError {
+    fn reason(&self) -> Reason {
+        ReplayError::reason(self)
     }
 }
 
@@ -209,7 +197,8 @@ impl ReplayStore {
         let _lock = self.lock()?;
         self.refuse_legacy()?;
         if self.ensure_dir(&self.root, "replay store")? {
-            sync_dir(&self.dir).map_err(self.io(&self.dir, "make the store durable"))?;
+            crate::durable::sync_dir(&self.dir)
+                .map_err(self.io(&self.dir, "make the store durable"))?;
         }
         let name = entry_name(tenant, nonce);
         let buckets = self.buckets()?;
@@ -223,7 +212,8 @@ impl ReplayStore {
         self.prune(&buckets, now_secs)?;
         let bucket = self.root.join(bucket_name(forget_after / BUCKET_SECS));
         if self.ensure_dir(&bucket, "replay store bucket")? {
-            sync_dir(&self.root).map_err(self.io(&self.root, "make a bucket durable"))?;
+            crate::durable::sync_dir(&self.root)
+                .map_err(self.io(&self.root, "make a bucket durable"))?;
         }
         let path = bucket.join(&name);
         let mut file = OpenOptions::new()
@@ -239,7 +229,7 @@ impl ReplayStore {
             .map_err(self.io(&path, "write an entry"))?;
         drop(file);
         // The one durability point: the entry's name, before the task may run.
-        sync_dir(&bucket).map_err(self.io(&bucket, "make the entry durable"))
+        crate::durable::sync_dir(&bucket).map_err(self.io(&bucket, "make the entry durable"))
     }
 
     pub(crate) fn check_only(&self, tenant: &str, nonce: &str) -> Result<(), ReplayError> {
@@ -492,15 +482,6 @@ fn first_seen(path: &Path) -> String {
         Some(secs) => rfc3339(secs),
         None => "an unknown time: the entry's content was lost".to_owned(),
     }
-}
-
-/// `fsync` of a directory: makes the names created or removed in it durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(dir)?
-        .sync_all()
 }
 
 fn unix_secs(t: DateTime<Utc>) -> u64 {

@@ -157,6 +157,24 @@ impl SandboxError {
     }
 }
 
+/// A sandbox refusal keeps its own reason; anything else is the runner's failure to set
+/// up or supervise the run.
+impl crate::reason::Refuse for SandboxError {
+    fn reason(&self) -> crate::reason::Reason {
+        match self {
+            SandboxError::Refused(r) => r.reason,
+            _ => crate::reason::Reason::SandboxFailed,
+        }
+    }
+
+    fn to_refusal(&self) -> Refusal {
+        match self {
+            SandboxError::Refused(r) => r.clone(),
+            other => Refusal::new(self.reason(), crate::reason::chain(other)),
+        }
+    }
+}
+
 fn check_launch(launch: &Launch) -> Result<(), SandboxError> {
     let invalid = |message: String| SandboxError::InvalidLaunch { message };
     launch
@@ -227,6 +245,11 @@ impl std::fmt::Debug for Prepared<'_> {
 }
 
 impl Prepared<'_> {
+    /// The backend the task will run under (`native` or `runsc`).
+    pub fn backend(&self) -> &'static str {
+        self.plan.backend.name()
+    }
+
     /// Runs `launch` in the prepared sandbox.
     pub fn run(self, launch: Launch) -> Result<Outcome, SandboxError> {
         let Prepared {

@@ -1,7 +1,8 @@
 //! What a run produced: how the tool ended, its bounded output, its resource use and the
-//! isolation that was in force. These types mirror the `outcome`, `captured-output` and
-//! `sandbox-posture` records of `wit/plugin.wit` field for field, so the pipeline converts
-//! one to the other without interpretation. No logic lives here.
+//! isolation that was in force. The one outcome type: it flows unchanged from the sandbox
+//! through the pipeline into the event record; `events::mapper::wit` converts it to the
+//! `outcome`, `captured-output` and `sandbox-posture` records of `wit/plugin.wit`, which
+//! mirror it field for field. No logic lives here.
 
 use serde::Serialize;
 
@@ -48,12 +49,24 @@ pub struct Captured {
     pub truncated: bool,
 }
 
+impl Captured {
+    /// Output that was captured whole.
+    pub fn complete(bytes: impl Into<Vec<u8>>) -> Self {
+        let bytes = bytes.into();
+        Self {
+            total_bytes: bytes.len() as u64,
+            truncated: false,
+            bytes,
+        }
+    }
+}
+
 fn lossy<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&String::from_utf8_lossy(bytes))
 }
 
 /// The isolation that was actually in force while the tool ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Posture {
     /// `runsc` or `native`.
     pub backend: String,

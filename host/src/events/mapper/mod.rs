@@ -7,14 +7,16 @@
 //! delivers nothing.
 
 mod budget;
+pub(crate) mod wit;
 
 use super::fallback;
-use super::record::{CapturedOutput, Disposition, ExecutionRecord};
+use super::record::{Disposition, ExecutionRecord};
 use super::validate::{self, Expect, InvalidEvent};
-use crate::plugins::mapper::{MapAnswer, MapInput, StreamView};
 use crate::plugins::{MapperPlugin, PluginHost};
+use crate::sandbox::Captured;
 use budget::{encoded_len, fair_split, overhead, prefix_for_encoded, shrink};
 use cloudevents::Event;
+use wit::{MapAnswer, MapInput, StreamView};
 
 /// Plugin calls per event before the fallback takes over: the estimate, up to two
 /// corrections, then no output at all.
@@ -93,11 +95,11 @@ impl std::fmt::Debug for Mapper {
 
 /// The captured output of both streams with their digests, computed once per event.
 struct Streams<'a> {
-    out: [&'a CapturedOutput; 2],
+    out: [&'a Captured; 2],
     sha256: [String; 2],
 }
 
-static EMPTY: CapturedOutput = CapturedOutput {
+static EMPTY: Captured = Captured {
     bytes: Vec::new(),
     total_bytes: 0,
     truncated: false,
@@ -111,8 +113,8 @@ impl<'a> Streams<'a> {
         };
         Self {
             sha256: [
-                crate::plugins::sha256_id(&out[0].bytes),
-                crate::plugins::sha256_id(&out[1].bytes),
+                crate::digest::sha256_id(&out[0].bytes),
+                crate::digest::sha256_id(&out[1].bytes),
             ],
             out,
         }
@@ -163,7 +165,7 @@ impl Mapper {
         let failure = loop {
             attempts += 1;
             let input = input(record, env, &streams, keep);
-            let mapped = match self.host.map_event(&self.plugin, &input) {
+            let mapped = match wit::map_event(&self.host, &self.plugin, &input) {
                 Err(fault) => break ("mapper_fault".to_owned(), fault.to_string()),
                 Ok(MapAnswer::Refused(m)) => {
                     break (

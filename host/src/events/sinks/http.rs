@@ -291,7 +291,7 @@ impl HttpSink {
             .as_reader()
             .take(BODY_EXCERPT)
             .read_to_end(&mut excerpt);
-        let body = crate::jws::printable(&String::from_utf8_lossy(&excerpt));
+        let body = crate::text::printable(&String::from_utf8_lossy(&excerpt));
         let reason = format!("{} answered HTTP {status}: {body}", self.url);
         match status {
             408 | 425 | 429 | 500..=599 => Post::Transient {

@@ -9,8 +9,8 @@
 //! <https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md>. This module only
 //! judges; it never repairs an event.
 
+use super::mapper::wit::{MappedData, MappedEvent, MappedValue};
 use super::record::ExecutionRecord;
-use crate::plugins::mapper::{MappedData, MappedEvent, MappedValue};
 use cloudevents::event::{Data, ExtensionValue};
 use cloudevents::{AttributesReader as _, Event, EventBuilder as _, EventBuilderV10};
 use serde_json::Value;

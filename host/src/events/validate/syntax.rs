@@ -14,7 +14,7 @@ pub(super) fn check_extension_name(name: &str) -> Result<(), InvalidEvent> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if !shape {
-        return Err(InvalidEvent::ExtensionName(crate::jws::printable(name)));
+        return Err(InvalidEvent::ExtensionName(crate::text::printable(name)));
     }
     if RESERVED.contains(&name) {
         return Err(InvalidEvent::ExtensionReserved(name.to_owned()));

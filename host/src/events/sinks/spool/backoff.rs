@@ -3,7 +3,7 @@
 //! runner process (each reads it under the spool lock). Exponential from the initial
 //! delay, capped, with jitter; a receiver's `Retry-After` is honoured up to the cap.
 
-use super::{Locked, STATE_FILE, TMP_PREFIX};
+use super::{Locked, STATE_FILE};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 impl Locked<'_> {
@@ -52,12 +52,11 @@ impl Locked<'_> {
     fn write_backoff(&self, b: &Backoff) {
         // Best effort: losing it only means an earlier retry.
         let path = self.spool.dir.join(STATE_FILE);
-        let tmp = self
-            .spool
-            .dir
-            .join(format!("{TMP_PREFIX}backoff-{}", std::process::id()));
-        let r = std::fs::write(&tmp, format!("{} {}\n", b.failures, b.next_attempt_ms))
-            .and_then(|()| std::fs::rename(&tmp, &path));
+        let r = crate::durable::replace(
+            &path,
+            format!("{} {}\n", b.failures, b.next_attempt_ms).as_bytes(),
+            0o600,
+        );
         if let Err(e) = r {
             tracing::warn!(path = %path.display(), error = %e, "failed to record the retry schedule");
         }

@@ -12,7 +12,6 @@
 use crate::fsperm;
 use nix::fcntl::{Flock, FlockArg};
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,7 +21,7 @@ pub(crate) use backoff::now_ms;
 
 const LOCK_FILE: &str = ".lock";
 const STATE_FILE: &str = ".backoff";
-const TMP_PREFIX: &str = ".tmp-";
+use crate::durable::TMP_PREFIX;
 const SUFFIX: &str = ".json";
 
 #[derive(Debug, thiserror::Error)]
@@ -212,7 +211,7 @@ impl Locked<'_> {
         }
         let seq = entries.last().map_or(1, |e| e.seq + 1);
         let path = self.spool.dir.join(format!("{seq:020}{SUFFIX}"));
-        write_durably(&self.spool.dir, &path, json)?;
+        write_durably(&path, json)?;
         Ok(Enqueued::Queued {
             seq,
             depth: entries.len() as u64 + 1,
@@ -244,8 +243,8 @@ impl Locked<'_> {
             n += 1;
         };
         let reason_path = path.with_extension("reason");
-        write_durably(dead, &reason_path, format!("{reason}\n").as_bytes())?;
-        write_durably(dead, &path, json)?;
+        write_durably(&reason_path, format!("{reason}\n").as_bytes())?;
+        write_durably(&path, json)?;
         Ok(path)
     }
 
@@ -278,7 +277,7 @@ impl Locked<'_> {
             }
             let seq = entries.last().map_or(1, |e| e.seq + 1);
             let target = self.spool.dir.join(format!("{seq:020}{SUFFIX}"));
-            write_durably(&self.spool.dir, &target, &json)?;
+            write_durably(&target, &json)?;
             std::fs::remove_file(&path).map_err(io("remove a dead letter of", &path))?;
             let _ = std::fs::remove_file(path.with_extension("reason"));
             n += 1;
@@ -305,26 +304,9 @@ impl Locked<'_> {
     }
 }
 
-/// Temporary file (0600, exclusive create), write, fsync, rename, fsync the directory.
-fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
-    let tmp = dir.join(format!("{TMP_PREFIX}{}-{name}", std::process::id()));
-    let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io("write", path))
+/// The spool's one durable write: the shared atomic replace (0600).
+fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
+    crate::durable::replace(path, bytes, 0o600).map_err(io("write", path))
 }
 
 #[cfg(test)]

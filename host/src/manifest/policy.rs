@@ -1,0 +1,189 @@
+//! The operator's rules for manifests: the `[claims]` section (how manifest times are
+//! judged) and the `[limits]` section (the limits a task gets by default and the most it
+//! may ask for), each checked here, and [`ClaimPolicy`], the two sections as `decode`
+//! applies them. Every task limit is decided in this module (manifest value, else the
+//! default, never above the maximum, never below the sandbox's floor). No I/O.
+
+use serde::{Deserialize, Serialize};
+
+/// The smallest memory limit a task can have, the sandbox's floor (below it not even a
+/// shell starts). A manifest or a default asking for less is refused before the nonce is
+/// spent, not discovered at launch.
+pub const MIN_MEMORY_BYTES: u64 = crate::sandbox::policy::MIN_MEMORY_BYTES;
+
+/// What the operator's configuration says about claims and limits: what
+/// [`decode`](super::decode) applies.
+#[derive(Debug, Clone, Default)]
+pub struct ClaimPolicy {
+    /// How manifest times are judged.
+    pub claims: ClaimsConfig,
+    /// Defaults and maxima of the task limits.
+    pub limits: LimitsConfig,
+}
+
+impl ClaimPolicy {
+    /// The policy of the `[claims]` and `[limits]` sections.
+    pub fn new(claims: &ClaimsConfig, limits: &LimitsConfig) -> Self {
+        Self {
+            claims: claims.clone(),
+            limits: limits.clone(),
+        }
+    }
+}
+
+/// `[claims]`: how strictly manifest times are judged.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsConfig {
+    /// Tolerated difference between the signer's clock and this host's, seconds. Applied to
+    /// both `issued_at` (not yet valid) and `expires_at` (expired). At most
+    /// [`MAX_CLOCK_SKEW_SECS`].
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_secs: u64,
+    /// Longest accepted manifest lifetime (`expires_at - issued_at`), seconds. Also bounds
+    /// how long nonces are remembered. At most [`MAX_MANIFEST_AGE_SECS`].
+    #[serde(default = "default_max_age")]
+    pub max_manifest_age_secs: u64,
+}
+
+/// Ceiling on `claims.clock_skew_secs`: a larger skew is a broken clock, not a tolerance.
+pub const MAX_CLOCK_SKEW_SECS: u64 = 600;
+/// Ceiling on `claims.max_manifest_age_secs` (one day): signed tasks are meant to be used
+/// at once, and every extra second is a second in which a stolen task can still run.
+pub const MAX_MANIFEST_AGE_SECS: u64 = 86_400;
+
+impl ClaimsConfig {
+    /// Refuses values outside the ceilings, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.clock_skew_secs > MAX_CLOCK_SKEW_SECS {
+            return Err(format!(
+                "claims.clock_skew_secs is {}; at most {MAX_CLOCK_SKEW_SECS} is accepted (fix \
+                 the host clock instead: a larger skew keeps stolen tasks valid longer)",
+                self.clock_skew_secs
+            ));
+        }
+        if self.max_manifest_age_secs == 0 || self.max_manifest_age_secs > MAX_MANIFEST_AGE_SECS {
+            return Err(format!(
+                "claims.max_manifest_age_secs is {}; it must be between 1 and \
+                 {MAX_MANIFEST_AGE_SECS}",
+                self.max_manifest_age_secs
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for ClaimsConfig {
+    fn default() -> Self {
+        Self {
+            clock_skew_secs: default_clock_skew(),
+            max_manifest_age_secs: default_max_age(),
+        }
+    }
+}
+
+/// `[limits]`: the resource limits a task gets when its manifest names none, and the most
+/// a manifest may ask for.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Wall-clock timeout when the manifest names none, milliseconds.
+    #[serde(default = "default_timeout_ms")]
+    pub default_timeout_ms: u64,
+    /// Largest `limits.timeout_ms` a manifest may request.
+    #[serde(default = "max_timeout_ms")]
+    pub max_timeout_ms: u64,
+    /// Memory limit when the manifest names none, bytes.
+    #[serde(default = "default_memory_bytes")]
+    pub default_memory_bytes: u64,
+    /// Largest `limits.memory_bytes` a manifest may request.
+    #[serde(default = "max_memory_bytes")]
+    pub max_memory_bytes: u64,
+    /// Bytes kept from each of stdout and stderr (separately) when the manifest names none.
+    #[serde(default = "default_output_bytes")]
+    pub default_output_bytes: u64,
+    /// Largest `limits.output_bytes` a manifest may request.
+    #[serde(default = "max_output_bytes")]
+    pub max_output_bytes: u64,
+}
+
+impl LimitsConfig {
+    /// Refuses a default of zero, a default above its maximum, and a default memory limit
+    /// below the sandbox's floor, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, default, max) in [
+            ("timeout_ms", self.default_timeout_ms, self.max_timeout_ms),
+            (
+                "memory_bytes",
+                self.default_memory_bytes,
+                self.max_memory_bytes,
+            ),
+            (
+                "output_bytes",
+                self.default_output_bytes,
+                self.max_output_bytes,
+            ),
+        ] {
+            if default == 0 || default > max {
+                return Err(format!(
+                    "limits.default_{name} is {default}; it must be at least 1 and at most \
+                     limits.max_{name} ({max})"
+                ));
+            }
+        }
+        if self.default_memory_bytes < MIN_MEMORY_BYTES {
+            return Err(format!(
+                "limits.default_memory_bytes is {}; the sandbox needs at least {MIN_MEMORY_BYTES}",
+                self.default_memory_bytes
+            ));
+        }
+        Ok(())
+    }
+
+    /// The limits of a task whose manifest names none.
+    pub fn defaults(&self) -> super::Limits {
+        super::Limits {
+            timeout_ms: self.default_timeout_ms,
+            memory_bytes: self.default_memory_bytes,
+            output_bytes: self.default_output_bytes,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            default_timeout_ms: default_timeout_ms(),
+            max_timeout_ms: max_timeout_ms(),
+            default_memory_bytes: default_memory_bytes(),
+            max_memory_bytes: max_memory_bytes(),
+            default_output_bytes: default_output_bytes(),
+            max_output_bytes: max_output_bytes(),
+        }
+    }
+}
+
+fn default_clock_skew() -> u64 {
+    30
+}
+fn default_max_age() -> u64 {
+    600
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn max_timeout_ms() -> u64 {
+    600_000
+}
+fn default_memory_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn max_memory_bytes() -> u64 {
+    2 * 1024 * 1024 * 1024
+}
+fn default_output_bytes() -> u64 {
+    1024 * 1024
+}
+fn max_output_bytes() -> u64 {
+    16 * 1024 * 1024
+}
