@@ -28,7 +28,7 @@ fn refusals_through_the_pipeline_keep_their_codes() {
     let mut m = task_kit::manifest(DIGEST, &task_kit::nonce());
     m["env"] = json!({"LD_PRELOAD": "/tmp/x.so"});
     let e = manifest::decode(&kit.verified(&m), &task_kit::policy(), now).unwrap_err();
-    assert_eq!(e.to_refusal().reason, Reason::ManifestInvalid);
+    assert_eq!(e.to_refusal().reason, Reason::EnvNotAllowed);
     assert!(e.to_refusal().message.contains("LD_PRELOAD"));
 
     let mut m = task_kit::manifest(DIGEST, &task_kit::nonce());
@@ -73,7 +73,7 @@ fn manifest_sign_refuses_what_a_runner_would_refuse() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("env.PATH") && err.contains("manifest_invalid"),
+        err.contains("env.PATH") && err.contains("env_not_allowed"),
         "{err}"
     );
     assert!(out.stdout.is_empty());

@@ -3,7 +3,7 @@
 //! and the limits applied to plugins, inputs and tasks. Unknown keys are refused naming the key and the file. This module
 //! only reads and checks the file; it opens nothing it names.
 
-use crate::manifest::{ClaimsConfig, LimitsConfig};
+use crate::manifest::{ClaimsConfig, EnvConfig, LimitsConfig};
 use crate::plugins::{PinnedFile, PluginLimits};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -58,6 +58,9 @@ pub struct Config {
     /// `[limits]`: task limits, defaults and maxima (owned by `manifest`).
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[env]`: tool environment names manifests may set (owned by `manifest`).
+    #[serde(default)]
+    pub env: EnvConfig,
     /// `[events]`: CloudEvents source, size cap, sinks, spool.
     #[serde(default)]
     pub events: crate::events::EventsConfig,
@@ -75,6 +78,7 @@ impl Default for Config {
             sandbox: crate::sandbox::SandboxPolicy::default(),
             claims: ClaimsConfig::default(),
             limits: LimitsConfig::default(),
+            env: EnvConfig::default(),
             events: crate::events::EventsConfig::default(),
         }
     }
@@ -307,6 +311,7 @@ impl Config {
         self.claims
             .check()
             .and_then(|()| self.limits.check())
+            .and_then(|()| self.env.check())
             .map_err(invalid)?;
         Ok(())
     }

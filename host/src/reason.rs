@@ -107,6 +107,9 @@ reasons! {
     ManifestNotYetValid = "manifest_not_yet_valid", Claims;
     /// `expires_at - issued_at` exceeds the configured maximum manifest age.
     ManifestLifetimeTooLong = "manifest_lifetime_too_long", Claims;
+    /// The manifest sets an environment variable that is not on the runner's allow list
+    /// (or is on the deny list no configuration lifts).
+    EnvNotAllowed = "env_not_allowed", Claims;
     /// A requested limit exceeds the operator's configured maximum.
     LimitsExceeded = "limits_exceeded", Claims;
     /// The (tenant, nonce) pair was already used.

@@ -24,7 +24,32 @@ on_both_backends!(
     a_script_whose_interpreter_is_missing_is_refused_before_launch,
     a_tampered_blob_is_refused_as_digest_mismatch,
     required_apparmor_on_a_kernel_without_it_is_refused,
+    an_environment_variable_that_runs_code_is_refused,
 );
+
+/// Issue 17 item 4, the attack as found: `PYTHONWARNINGS` + `BROWSER` made a Python tool
+/// run a shell command the manifest never named. Refused before anything runs, with a
+/// denial event; an operator allowing other names does not allow these.
+fn an_environment_variable_that_runs_code_is_refused(backend: Backend) {
+    let (w, digest) = world_with_tool(backend);
+    w.write_config("[env]\nallow = [\"GREETING\"]\n");
+    // `manifest sign` refuses to sign what this runner would refuse: sign by hand.
+    let key = SigningKey::load(&w.path("signing-key.jwk"), None).unwrap();
+    let stamp =
+        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = chrono::Utc::now();
+    let mut m = w.manifest("t-env", &digest);
+    m["nonce"] = json!(crate::task_kit::nonce());
+    m["issued_at"] = json!(stamp(now));
+    m["expires_at"] = json!(stamp(now + chrono::TimeDelta::minutes(5)));
+    m["env"] = json!({"PYTHONWARNINGS": "::Warning:webbrowser", "BROWSER": "sh -c id %s"});
+    let jws = key.sign_compact(&serde_json::to_vec(&m).unwrap());
+    let task = write_task(&w, "env.jws", &jws);
+    let o = w.run(&task);
+    assert_refused(&o, "env_not_allowed", "claims");
+    let event = w.only_event();
+    assert_denial_event(&event, &task, "env_not_allowed", "claims");
+}
 
 /// A refusal before the signature verified: the event must not repeat anything the
 /// unverified payload claims (task, tenant, tool), only what was received.

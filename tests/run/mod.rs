@@ -169,10 +169,20 @@ impl World {
     /// Signs `manifest` with `key` (a private JWK file in the world) through `manifest
     /// sign --fill`; returns the task file.
     pub fn sign_with(&self, manifest: &Value, key: &str) -> PathBuf {
+        self.sign_text_with(&manifest.to_string(), key)
+    }
+
+    /// Signs the manifest template `text` exactly as written (for parameters that a
+    /// `serde_json::Value` could not carry, such as `1E2`).
+    pub fn sign_text(&self, text: &str) -> PathBuf {
+        self.sign_text_with(text, "signing-key.jwk")
+    }
+
+    fn sign_text_with(&self, text: &str, key: &str) -> PathBuf {
         let n = self.tasks.get() + 1;
         self.tasks.set(n);
         let template = self.path(&format!("manifest-{n}.json"));
-        std::fs::write(&template, manifest.to_string()).unwrap();
+        std::fs::write(&template, text).unwrap();
         let o = self.er(&[
             "manifest",
             "sign",

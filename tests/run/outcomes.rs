@@ -13,12 +13,17 @@ on_both_backends!(
     a_tool_past_its_timeout_is_stopped_and_exits_1,
     a_dry_run_decides_without_consuming_the_nonce_or_emitting,
     a_dry_run_refuses_what_the_sandbox_would_refuse,
+    signed_parameters_reach_the_tool_byte_for_byte,
     a_tool_that_cannot_start_is_a_runner_failure_with_an_event,
 );
 
 fn a_signed_task_runs_with_its_arguments_environment_and_parameters(backend: Backend) {
     let w = World::new(backend);
     let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    // GREETING is not in the default allow list: the operator allows it for this tool.
+    w.write_config(&format!(
+        "[env.tools.\"{digest}\"]\nallow = [\"GREETING\"]\n"
+    ));
     let mut m = w.manifest("t-ok", &digest);
     m["args"] = json!(["--flag", "two words", "x;y"]);
     m["env"] = json!({"GREETING": "hello"});
@@ -56,6 +61,25 @@ fn a_signed_task_runs_with_its_arguments_environment_and_parameters(backend: Bac
         .unwrap_or_else(|| panic!("no stdin line: {out}"));
     let params: serde_json::Value = serde_json::from_str(stdin).unwrap();
     assert_eq!(params, json!({"who": "world", "n": [1, 2]}));
+}
+
+/// Issue 17 item 5, as the attack showed it: large integers arrived rounded and `1E2` as
+/// `100.0`. The tool's stdin is the signed text itself.
+fn signed_parameters_reach_the_tool_byte_for_byte(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let params = r#"{"big":12345678901234567890123,"e":1E2,"x":[1.50,-0]}"#;
+    let mut text = w.manifest("t-exact", &digest).to_string();
+    text.pop();
+    text.push_str(&format!(",\"parameters\":{params}}}"));
+    let task = w.sign_text(&text);
+    assert_exit(&w.run(&task), 0);
+    let event = w.only_event();
+    let out = event["data"]["stdout"].as_str().unwrap().to_owned();
+    assert!(
+        out.lines().any(|l| l == format!("stdin={params}")),
+        "the tool saw other parameters than were signed: {out}"
+    );
 }
 
 fn a_failing_tool_exits_1_with_a_failed_event(backend: Backend) {

@@ -86,7 +86,7 @@ fn sign(config: &edge_runner::config::Config, s: SignArgs) -> CmdResult {
     // Refuse to sign what the runner would refuse.
     manifest::validate_unsigned(
         &payload,
-        &ClaimPolicy::new(&config.claims, &config.limits),
+        &ClaimPolicy::new(&config.claims, &config.limits, &config.env),
         now,
     )
     .map_err(|e| {
@@ -107,25 +107,33 @@ pub(super) fn fill(
     now: chrono::DateTime<chrono::Utc>,
     ttl: u64,
 ) -> Result<Vec<u8>, String> {
+    use serde_json::value::RawValue;
     let doc =
         edge_runner::json::parse_strict(raw, manifest::MAX_DEPTH).map_err(|e| e.to_string())?;
-    let Value::Object(mut map) = doc else {
+    if !doc.is_object() {
         return Err("the manifest is not a JSON object".into());
-    };
+    }
+    // Every member is kept as the exact text written (duplicates were refused above), so
+    // `parameters` is signed byte for byte as the operator wrote it: a large integer or
+    // an exponent is never rewritten.
+    let mut map: std::collections::BTreeMap<String, Box<RawValue>> =
+        serde_json::from_slice(raw).map_err(|e| e.to_string())?;
     let mut nonce = [0u8; 32];
     getrandom::fill(&mut nonce).map_err(|e| format!("failed to gather randomness: {e}"))?;
     let ttl = chrono::TimeDelta::try_seconds(i64::try_from(ttl).map_err(|e| e.to_string())?)
         .ok_or("--ttl is too large")?;
     let stamp =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let string =
+        |s: String| serde_json::value::to_raw_value(&Value::String(s)).map_err(|e| e.to_string());
     map.insert(
         "nonce".into(),
-        Value::String(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce)),
+        string(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce))?,
     );
-    map.insert("issued_at".into(), Value::String(stamp(now)));
+    map.insert("issued_at".into(), string(stamp(now))?);
     let expires = now.checked_add_signed(ttl).ok_or("--ttl is too large")?;
-    map.insert("expires_at".into(), Value::String(stamp(expires)));
-    serde_json::to_vec(&Value::Object(map)).map_err(|e| e.to_string())
+    map.insert("expires_at".into(), string(stamp(expires))?);
+    serde_json::to_vec(&map).map_err(|e| e.to_string())
 }
 
 fn write_out(text: &str) -> CmdResult {

@@ -1,11 +1,35 @@
-//! The `env` field: variable names and values, and the denylist of names a manifest may
-//! not set (loader, shell and interpreter injection, names the runner sets itself). Pure
+//! The `env` field: variable names and values. A name must be on the allow list (the
+//! default set below, plus what the operator's `[env]` section allows, globally or for
+//! one tool digest), and never on the deny list (loader, shell and interpreter
+//! injection, names the runner sets itself), which no configuration can lift. Pure
 //! functions; no I/O.
 
-use super::ManifestError;
 use super::fields::{MAX_ENV, MAX_ENV_NAME_LEN, MAX_ENV_VALUE_LEN, as_object, as_str, invalid};
+use super::{EnvConfig, ManifestError};
+use crate::digest::Digest;
 use crate::text::printable;
 use serde_json::Value;
+
+/// Names every tool may receive without configuration: locale, time zone, terminal size
+/// and output buffering. None of them names code to run or a file to load code from.
+pub const DEFAULT_ALLOWED_ENV: &[&str] = &[
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_COLLATE",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "LC_MONETARY",
+    "LC_NUMERIC",
+    "LC_TIME",
+    "TZ",
+    "NO_COLOR",
+    "COLUMNS",
+    "LINES",
+    "PYTHONUNBUFFERED",
+    "PYTHONIOENCODING",
+    "PYTHONDONTWRITEBYTECODE",
+];
 
 /// Environment names the tool may not set, with the reason. Exact names, compared
 /// case-insensitively. Most come from glibc's `UNSECURE_ENVVARS` (what the loader strips
@@ -71,8 +95,23 @@ const DENIED_ENV_PREFIXES: &[(&str, &str)] = &[
     ),
 ];
 
-/// `env`: names are C identifiers outside the denylist; values are bounded strings.
-pub(crate) fn env(v: &Value) -> Result<Vec<(String, String)>, ManifestError> {
+/// A C identifier of bounded length.
+pub(crate) fn valid_name(name: &str) -> bool {
+    name.len() <= MAX_ENV_NAME_LEN
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// `env`: names are C identifiers outside the deny list and on the allow list for `tool`;
+/// values are bounded strings.
+pub(crate) fn env(
+    v: &Value,
+    policy: &EnvConfig,
+    tool: &Digest,
+) -> Result<Vec<(String, String)>, ManifestError> {
     let map = as_object(v, "env")?;
     if map.len() > MAX_ENV {
         return Err(invalid(
@@ -86,13 +125,7 @@ pub(crate) fn env(v: &Value) -> Result<Vec<(String, String)>, ManifestError> {
     let mut out = Vec::with_capacity(map.len());
     for (name, value) in map {
         let shown = printable(name);
-        let name_ok = name.len() <= MAX_ENV_NAME_LEN
-            && name
-                .bytes()
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        if !name_ok {
+        if !valid_name(name) {
             return Err(invalid(
                 &format!("env.{shown}"),
                 format!(
@@ -106,6 +139,9 @@ pub(crate) fn env(v: &Value) -> Result<Vec<(String, String)>, ManifestError> {
                 name: name.clone(),
                 why,
             });
+        }
+        if !policy.allows(name, tool) {
+            return Err(ManifestError::EnvNotAllowed { name: name.clone() });
         }
         let field = format!("env.{name}");
         let value = as_str(value, &field)?;

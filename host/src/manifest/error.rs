@@ -41,6 +41,12 @@ pub enum ManifestError {
          variable ({why}); remove it from the manifest"
     )]
     EnvForbidden { name: String, why: &'static str },
+    #[error(
+        "failed to decode the manifest: field \"env.{name}\" is not on this runner's allow \
+         list of tool environment variables; remove it from the manifest, or have the \
+         operator allow it ([env] allow, or [env.tools.\"<digest>\"] allow for one tool)"
+    )]
+    EnvNotAllowed { name: String },
     #[error("failed to decode the manifest: field \"tool_sha256\" is not a valid digest")]
     Digest {
         #[source]
@@ -100,8 +106,10 @@ impl ManifestError {
             | ManifestError::Unknown { .. }
             | ManifestError::Invalid { .. }
             | ManifestError::Version { .. }
-            | ManifestError::EnvForbidden { .. }
             | ManifestError::LimitTooSmall { .. } => Reason::ManifestInvalid,
+            ManifestError::EnvForbidden { .. } | ManifestError::EnvNotAllowed { .. } => {
+                Reason::EnvNotAllowed
+            }
             ManifestError::Digest { .. } => Reason::DigestInvalid,
             ManifestError::LimitExceeded { .. } => Reason::LimitsExceeded,
             ManifestError::Expired { .. } => Reason::ManifestExpired,
@@ -118,7 +126,9 @@ impl ManifestError {
             | ManifestError::Unknown { field }
             | ManifestError::Invalid { field, .. } => Some(field.clone()),
             ManifestError::Version { .. } => Some("manifest_version".into()),
-            ManifestError::EnvForbidden { name, .. } => Some(format!("env.{name}")),
+            ManifestError::EnvForbidden { name, .. } | ManifestError::EnvNotAllowed { name } => {
+                Some(format!("env.{name}"))
+            }
             ManifestError::Digest { .. } => Some("tool_sha256".into()),
             ManifestError::LimitExceeded { name, .. }
             | ManifestError::LimitTooSmall { name, .. } => Some(format!("limits.{name}")),

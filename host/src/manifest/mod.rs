@@ -14,8 +14,8 @@ mod schema;
 
 pub use error::ManifestError;
 pub use policy::{
-    ClaimPolicy, ClaimsConfig, LimitsConfig, MAX_CLOCK_SKEW_SECS, MAX_MANIFEST_AGE_SECS,
-    MIN_MEMORY_BYTES,
+    ClaimPolicy, ClaimsConfig, EnvConfig, LimitsConfig, MAX_CLOCK_SKEW_SECS, MAX_MANIFEST_AGE_SECS,
+    MIN_MEMORY_BYTES, ToolEnv,
 };
 pub use schema::schema;
 
@@ -77,7 +77,8 @@ pub struct CheckedManifest {
     tool: Digest,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    parameters: Option<Value>,
+    /// The exact JSON text of `parameters` as signed.
+    parameters: Option<String>,
     nonce: String,
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -110,15 +111,19 @@ impl CheckedManifest {
     pub fn env(&self) -> &[(String, String)] {
         &self.env
     }
-    pub fn parameters(&self) -> Option<&Value> {
-        self.parameters.as_ref()
+    /// The exact JSON text of `parameters`, byte for byte as it was signed.
+    pub fn parameters(&self) -> Option<&str> {
+        self.parameters.as_deref()
     }
-    /// What the tool reads on stdin: `parameters` as JSON plus a newline, or nothing.
-    /// Re-serialized: numbers come out as 64-bit integers or IEEE doubles.
+    /// What the tool reads on stdin: the signed text of `parameters` plus a newline, or
+    /// nothing. Never re-serialized: a number such as `12345678901234567890123` or `1E2`
+    /// reaches the tool exactly as written (issue 17: re-serializing rounded large integers
+    /// to doubles and rewrote exponents, so the tool saw parameters nobody signed).
     pub fn stdin(&self) -> Vec<u8> {
         match &self.parameters {
             Some(p) => {
-                let mut v = serde_json::to_vec(p).unwrap_or_default();
+                let mut v = Vec::with_capacity(p.len() + 1);
+                v.extend_from_slice(p.as_bytes());
                 v.push(b'\n');
                 v
             }
@@ -210,10 +215,13 @@ fn check_payload(
         .unwrap_or_default();
     let env = top
         .get("env")
-        .map(env::env)
+        .map(|v| env::env(v, &policy.env, &tool))
         .transpose()?
         .unwrap_or_default();
-    let parameters = top.get("parameters").map(parameters).transpose()?;
+    let parameters = top
+        .contains_key("parameters")
+        .then(|| raw_parameters(payload))
+        .transpose()?;
     let nonce = fields::nonce(fields::require(top, "nonce", "nonce")?)?;
     let issued_at =
         fields::timestamp(fields::require(top, "issued_at", "issued_at")?, "issued_at")?;
@@ -268,18 +276,30 @@ fn task_context(ctx: &Map<String, Value>) -> Result<TaskContext, ManifestError> 
     })
 }
 
-fn parameters(v: &Value) -> Result<Value, ManifestError> {
-    let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
-    if size > fields::MAX_PARAMETERS_BYTES {
+/// The signed text of the top-level `parameters` member. The document already passed the
+/// strict parser (one value, no duplicate members), so exactly one member matches.
+fn raw_parameters(payload: &[u8]) -> Result<String, ManifestError> {
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow)]
+        parameters: &'a serde_json::value::RawValue,
+    }
+    let top: Top<'_> = serde_json::from_slice(payload).map_err(|e| ManifestError::Invalid {
+        field: "parameters".into(),
+        problem: format!("could not be read back as signed: {e}"),
+    })?;
+    let text = top.parameters.get();
+    if text.len() > fields::MAX_PARAMETERS_BYTES {
         return Err(ManifestError::Invalid {
             field: "parameters".into(),
             problem: format!(
-                "is {size} bytes as JSON; at most {} are accepted",
+                "is {} bytes as signed; at most {} are accepted",
+                text.len(),
                 fields::MAX_PARAMETERS_BYTES
             ),
         });
     }
-    Ok(v.clone())
+    Ok(text.to_owned())
 }
 
 fn limits(v: Option<&Value>, policy: &LimitsConfig) -> Result<Limits, ManifestError> {

@@ -5,29 +5,108 @@
 //! default, never above the maximum, never below the sandbox's floor). No I/O.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The smallest memory limit a task can have, the sandbox's floor (below it not even a
 /// shell starts). A manifest or a default asking for less is refused before the nonce is
 /// spent, not discovered at launch.
 pub const MIN_MEMORY_BYTES: u64 = crate::sandbox::policy::MIN_MEMORY_BYTES;
 
-/// What the operator's configuration says about claims and limits: what
-/// [`decode`](super::decode) applies.
+/// What the operator's configuration says about claims, limits and the tool environment:
+/// what [`decode`](super::decode) applies.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimPolicy {
     /// How manifest times are judged.
     pub claims: ClaimsConfig,
     /// Defaults and maxima of the task limits.
     pub limits: LimitsConfig,
+    /// Which environment variable names a manifest may set.
+    pub env: EnvConfig,
 }
 
 impl ClaimPolicy {
-    /// The policy of the `[claims]` and `[limits]` sections.
-    pub fn new(claims: &ClaimsConfig, limits: &LimitsConfig) -> Self {
+    /// The policy of the `[claims]`, `[limits]` and `[env]` sections.
+    pub fn new(claims: &ClaimsConfig, limits: &LimitsConfig, env: &EnvConfig) -> Self {
         Self {
             claims: claims.clone(),
             limits: limits.clone(),
+            env: env.clone(),
         }
+    }
+}
+
+/// `[env]`: the environment variable names a manifest may set for its tool, beyond the
+/// small default set ([`super::env::DEFAULT_ALLOWED_ENV`]). An allow list, because a deny
+/// list cannot win: every interpreter has a variable that runs code (`PYTHONWARNINGS` +
+/// `BROWSER`, `LUA_INIT`, `OPENSSL_CONF`, `GIT_SSH_COMMAND`, ...). Names on the built-in
+/// deny list stay refused even when listed here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    /// Names every tool may receive.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// `[env.tools."sha256:<hex>"]`: names only the tool with this digest may receive.
+    #[serde(default)]
+    pub tools: BTreeMap<String, ToolEnv>,
+}
+
+/// The names one tool may receive.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolEnv {
+    /// Names this tool may receive, in addition to `[env] allow`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+impl EnvConfig {
+    /// Refuses a malformed name, a name on the deny list, and a tool key that is not a
+    /// digest, naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        let names = self
+            .allow
+            .iter()
+            .map(|n| ("env.allow".to_owned(), n))
+            .chain(self.tools.iter().flat_map(|(d, t)| {
+                t.allow
+                    .iter()
+                    .map(move |n| (format!("env.tools.\"{d}\".allow"), n))
+            }));
+        for (key, name) in names {
+            if !super::env::valid_name(name) {
+                return Err(format!(
+                    "{key} lists {:?}, which is not a variable name (letters, digits and _, \
+                     not starting with a digit)",
+                    crate::text::printable(name)
+                ));
+            }
+            if let Some(why) = super::env::env_denied(name) {
+                return Err(format!(
+                    "{key} lists {name}, which no manifest may set ({why}); remove it"
+                ));
+            }
+        }
+        for digest in self.tools.keys() {
+            if crate::digest::Digest::parse(digest).is_err() {
+                return Err(format!(
+                    "env.tools: {:?} is not a tool digest (sha256: followed by 64 lowercase \
+                     hex digits)",
+                    crate::text::printable(digest)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when a manifest for `tool` may set `name` (exact, case-sensitive).
+    pub fn allows(&self, name: &str, tool: &crate::digest::Digest) -> bool {
+        super::env::DEFAULT_ALLOWED_ENV.contains(&name)
+            || self.allow.iter().any(|n| n == name)
+            || self
+                .tools
+                .get(tool.as_str())
+                .is_some_and(|t| t.allow.iter().any(|n| n == name))
     }
 }
 

@@ -96,13 +96,18 @@ pub fn schema(limits: &LimitsConfig) -> Value {
                     ]},
                 },
                 "additionalProperties": { "type": "string", "maxLength": MAX_ENV_VALUE_LEN, "pattern": "^[^\\u0000]*$" },
-                "description": format!("Extra environment variables. Refused, compared \
-                    case-insensitively: {}, and names starting with {}.",
+                "description": format!("Extra environment variables. A name must be on \
+                    the runner's allow list ({} by default, plus its [env] section), else \
+                    env_not_allowed. Always refused, compared case-insensitively: {}, and \
+                    names starting with {}.",
+                    super::env::DEFAULT_ALLOWED_ENV.join(", "),
                     denied.join(", "), denied_prefixes.join(", ")),
             },
             "parameters": {
-                "description": format!("Any JSON value, handed to the tool as JSON on its \
-                    standard input; at most {MAX_PARAMETERS_BYTES} bytes serialized."),
+                "description": format!("Any JSON value, handed to the tool on its standard \
+                    input exactly as signed (the same bytes, followed by a newline: numbers \
+                    such as 12345678901234567890123 or 1E2 are never rewritten); at most \
+                    {MAX_PARAMETERS_BYTES} bytes as signed."),
             },
             "nonce": {
                 "type": "string",

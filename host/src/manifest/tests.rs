@@ -289,7 +289,7 @@ fn oversized_values_are_refused() {
         (&["args"], json!(vec!["a"; 257]), "args"),
         (&["args"], json!(["a".repeat(4097)]), "args[0]"),
         (&["args"], json!(vec!["a".repeat(4000); 20]), "args"),
-        (&["env"], json!({"A": "a".repeat(4097)}), "env.A"),
+        (&["env"], json!({"LANG": "a".repeat(4097)}), "env.LANG"),
         (
             &["env"],
             json!({ "A".repeat(129): "x" }),
@@ -333,7 +333,7 @@ fn bad_identifiers_urns_and_nul_bytes_are_refused() {
         (&["task_context", "task_id"], json!("t\n42")),
         (&["target_urn"], json!("https://web-01")),
         (&["args"], json!(["a\u{0}b"])),
-        (&["env"], json!({"A": "x\u{0}"})),
+        (&["env"], json!({"LANG": "x\u{0}"})),
         (&["env"], json!({"1A": "x"})),
         (&["env"], json!({"A=B": "x"})),
         (&["env"], json!({"": "x"})),
@@ -541,4 +541,108 @@ fn a_memory_limit_below_the_sandbox_minimum_is_refused_before_the_nonce_is_spent
     assert_eq!(e.field().as_deref(), Some("limits.memory_bytes"));
     assert!(e.to_string().contains("minimum"), "{e}");
     assert!(check(&with(&["limits", "memory_bytes"], json!(8 << 20))).is_ok());
+}
+
+/// Issue 17 item 4: `PYTHONWARNINGS` with `BROWSER` made a harmless Python tool run a
+/// shell command, and `LUA_INIT`, `OPENSSL_CONF`, `GIT_SSH_COMMAND` were accepted too. A
+/// deny list cannot name every such variable: names are an allow list.
+#[test]
+fn env_names_off_the_allow_list_are_refused_as_the_attack_used_them() {
+    for env in [
+        json!({"PYTHONWARNINGS": "::Warning:webbrowser", "BROWSER": "sh -c 'id>/tmp/x' %s"}),
+        json!({"LUA_INIT": "os.execute('id')"}),
+        json!({"OPENSSL_CONF": "/tmp/evil.cnf"}),
+        json!({"GIT_SSH_COMMAND": "sh -c id"}),
+        json!({"LANG": "C.UTF-8", "GREETING": "hello"}),
+    ] {
+        let e = refused(&with(&["env"], env.clone()));
+        assert!(
+            matches!(e, ManifestError::EnvNotAllowed { .. }),
+            "{env}: {e}"
+        );
+        assert_eq!(e.reason(), Reason::EnvNotAllowed, "{env}");
+        assert!(e.to_string().contains("[env] allow"), "{e}");
+    }
+    // The default set passes.
+    let ok = with(
+        &["env"],
+        json!({"LANG": "C.UTF-8", "TZ": "UTC", "PYTHONUNBUFFERED": "1"}),
+    );
+    assert!(check(&ok).is_ok());
+}
+
+#[test]
+fn the_operator_allows_names_globally_or_for_one_tool() {
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let other = format!("sha256:{}", "cd".repeat(32));
+    let m = with(&["env"], json!({"GREETING": "hello"}));
+    let bytes = serde_json::to_vec(&m).unwrap();
+    let mut p = policy();
+    p.env.allow = vec!["GREETING".into()];
+    assert!(check_payload(&bytes, &p, now()).is_ok());
+    let mut p = policy();
+    p.env.tools.insert(
+        digest.clone(),
+        ToolEnv {
+            allow: vec!["GREETING".into()],
+        },
+    );
+    assert!(check_payload(&bytes, &p, now()).is_ok());
+    let mut p = policy();
+    p.env.tools.insert(
+        other,
+        ToolEnv {
+            allow: vec!["GREETING".into()],
+        },
+    );
+    assert!(matches!(
+        check_payload(&bytes, &p, now()),
+        Err(ManifestError::EnvNotAllowed { .. })
+    ));
+    // Case matters: an allowed `GREETING` does not allow `greeting`.
+    let mut p = policy();
+    p.env.allow = vec!["GREETING".into()];
+    let lower = serde_json::to_vec(&with(&["env"], json!({"greeting": "x"}))).unwrap();
+    assert!(check_payload(&lower, &p, now()).is_err());
+}
+
+#[test]
+fn the_deny_list_wins_over_the_allow_list_and_bad_names_are_config_errors() {
+    for bad in ["LD_PRELOAD", "PATH", "BASH_ENV", "1X", "A=B", ""] {
+        let c = EnvConfig {
+            allow: vec![bad.into()],
+            ..EnvConfig::default()
+        };
+        assert!(c.check().is_err(), "{bad} accepted");
+    }
+    let c = EnvConfig {
+        tools: [("sha256:XYZ".to_owned(), ToolEnv::default())].into(),
+        ..EnvConfig::default()
+    };
+    assert!(c.check().is_err());
+}
+
+/// Issue 17 item 5: `12345678901234567890123` reached the tool as
+/// `1.2345678901234568e+22` and `1E2` as `100.0`. The tool gets the signed text.
+#[test]
+fn parameters_reach_the_tool_exactly_as_signed() {
+    let mut text = serde_json::to_string(&without(&["parameters"])).unwrap();
+    text.pop(); // the closing brace
+    let params = r#"{"big":12345678901234567890123,"e":1E2,"f":-0.0,"s":"\u00e9\n","n":[1,2.50]}"#;
+    text.push_str(&format!(",\"parameters\":  {params}}}"));
+    let m = check_payload(text.as_bytes(), &policy(), now()).unwrap();
+    assert_eq!(m.parameters(), Some(params));
+    assert_eq!(m.stdin(), format!("{params}\n").into_bytes());
+    // An escaped member name is the same member.
+    let escaped = text.replace("\"parameters\"", "\"param\\u0065ters\"");
+    let m = check_payload(escaped.as_bytes(), &policy(), now()).unwrap();
+    assert_eq!(m.parameters(), Some(params));
+    // The size cap applies to the signed text.
+    let mut big = serde_json::to_string(&without(&["parameters"])).unwrap();
+    big.pop();
+    big.push_str(&format!(
+        ",\"parameters\":\"{}\"}}",
+        "a".repeat(fields::MAX_PARAMETERS_BYTES)
+    ));
+    assert!(check_payload(big.as_bytes(), &policy(), now()).is_err());
 }

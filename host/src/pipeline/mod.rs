@@ -121,7 +121,7 @@ impl Runner {
         let armory = setup::armory(config)?;
         Ok(Self {
             verifier,
-            claims: ClaimPolicy::new(&config.claims, &config.limits),
+            claims: ClaimPolicy::new(&config.claims, &config.limits, &config.env),
             replay: ReplayStore::new(&config.state_dir),
             armory,
             scratch: armory::scratch_dir(&config.state_dir),
