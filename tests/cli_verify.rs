@@ -59,6 +59,8 @@ impl Env {
             "--fill",
             "--key",
             "signing-key.jwk",
+            "--aud",
+            "edge-7",
             "m.json",
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

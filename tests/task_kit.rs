@@ -44,7 +44,7 @@ impl Kit {
 }
 
 pub fn policy() -> ClaimPolicy {
-    ClaimPolicy::default()
+    ClaimPolicy::default().for_audience(edge_runner::config::RunnerConfig::default().audience())
 }
 
 /// A fresh 256-bit nonce.
@@ -60,6 +60,7 @@ pub fn manifest(digest: &str, nonce: &str) -> Value {
     let t = |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     json!({
         "manifest_version": "1",
+        "aud": edge_runner::config::RunnerConfig::default().id,
         "task_context": {"task_id": "t-42", "tenant_id": "acme"},
         "tool_sha256": digest,
         "nonce": nonce,

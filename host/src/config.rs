@@ -45,6 +45,9 @@ pub struct Config {
     /// The effective armory path (resolved after parsing; see [`Config::set_state_dir`]).
     #[serde(skip_deserializing)]
     pub armory: PathBuf,
+    /// `[runner]`: who this runner is (the audience tasks must name).
+    #[serde(default)]
+    pub runner: RunnerConfig,
     #[serde(default)]
     pub plugins: PluginsConfig,
     #[serde(default)]
@@ -73,6 +76,7 @@ impl Default for Config {
             state_dir: default_state_dir(),
             armory_setting: None,
             armory: default_armory(),
+            runner: RunnerConfig::default(),
             plugins: PluginsConfig::default(),
             input: InputConfig::default(),
             sandbox: crate::sandbox::SandboxPolicy::default(),
@@ -82,6 +86,77 @@ impl Default for Config {
             events: crate::events::EventsConfig::default(),
         }
     }
+}
+
+/// `[runner]`: this runner's identity. A task runs only where its manifest's `aud` names
+/// the runner's `id` or one of its `pools` (see `claims.require_audience`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunnerConfig {
+    /// The runner's id [default: the host name].
+    #[serde(default = "default_runner_id")]
+    pub id: String,
+    /// Pools (fleets) this runner serves: a task for a pool runs on any of its runners,
+    /// once (the fleet's shared replay guard sees to that).
+    #[serde(default)]
+    pub pools: Vec<String>,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            id: default_runner_id(),
+            pools: Vec::new(),
+        }
+    }
+}
+
+impl RunnerConfig {
+    /// The names a task's `aud` may use for this runner: its id, then its pools.
+    pub fn audience(&self) -> Vec<String> {
+        std::iter::once(self.id.clone())
+            .chain(self.pools.iter().cloned())
+            .collect()
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (key, name) in std::iter::once(("runner.id", &self.id))
+            .chain(self.pools.iter().map(|p| ("runner.pools", p)))
+        {
+            let ok = !name.is_empty()
+                && name.len() <= 128
+                && name
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphanumeric())
+                && name.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'@' | b'-')
+                });
+            if !ok {
+                return Err(format!(
+                    "{key} {:?} must be 1 to 128 characters of [A-Za-z0-9._:@-], starting with a \
+                     letter or digit",
+                    crate::text::printable(name)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host name, or `edge-runner` when it cannot be read or is not a valid id.
+fn default_runner_id() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 128
+                && h.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        })
+        .unwrap_or_else(|| "edge-runner".to_owned())
 }
 
 /// `[plugins]`: limits for every plugin call and the per-algorithm overrides.
@@ -308,6 +383,7 @@ impl Config {
                 "plugins.fuel must be positive and plugins.memory_bytes at least 65536".into(),
             ));
         }
+        self.runner.check().map_err(invalid)?;
         self.claims
             .check()
             .and_then(|()| self.limits.check())

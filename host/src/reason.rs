@@ -110,6 +110,12 @@ reasons! {
     /// The manifest sets an environment variable that is not on the runner's allow list
     /// (or is on the deny list no configuration lifts).
     EnvNotAllowed = "env_not_allowed", Claims;
+    /// The manifest names no audience (`aud`) and the runner requires one.
+    AudienceMissing = "audience_missing", Claims;
+    /// The manifest's audience names neither this runner's id nor one of its pools.
+    AudienceMismatch = "audience_mismatch", Claims;
+    /// The JWS header `typ` does not say "edge-runner task" (RFC 8725 section 3.11).
+    TypInvalid = "typ_invalid", Claims;
     /// A requested limit exceeds the operator's configured maximum.
     LimitsExceeded = "limits_exceeded", Claims;
     /// The (tenant, nonce) pair was already used.

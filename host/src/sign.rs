@@ -172,9 +172,16 @@ impl SigningKey {
         }
     }
 
-    /// Produces a compact JWS over `payload` with header `{"alg", "kid", "typ"}`.
+    /// Produces a compact JWS task over `payload` with header `{"alg", "kid", "typ"}`,
+    /// `typ` being [`crate::manifest::TASK_TYP`].
     pub fn sign_compact(&self, payload: &[u8]) -> String {
-        let header = json!({"alg": self.alg().as_str(), "kid": self.kid, "typ": "JWT"});
+        self.sign_typed(payload, crate::manifest::TASK_TYP)
+    }
+
+    /// Produces a compact JWS with an explicit `typ` (RFC 8725 section 3.11), so one
+    /// signer's tasks and other statements can never be taken for one another.
+    pub fn sign_typed(&self, payload: &[u8], typ: &str) -> String {
+        let header = json!({"alg": self.alg().as_str(), "kid": self.kid, "typ": typ});
         self.sign_with_header(&header, payload)
     }
 

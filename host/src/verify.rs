@@ -27,6 +27,10 @@ impl VerifiedJws {
     pub fn compact(&self) -> &str {
         &self.jws.compact
     }
+    /// The protected header's `typ`, if any.
+    pub fn typ(&self) -> Option<&str> {
+        self.jws.header.typ.as_deref()
+    }
     /// The verified payload bytes.
     pub fn payload(&self) -> &[u8] {
         &self.jws.payload

@@ -25,7 +25,78 @@ on_both_backends!(
     a_tampered_blob_is_refused_as_digest_mismatch,
     required_apparmor_on_a_kernel_without_it_is_refused,
     an_environment_variable_that_runs_code_is_refused,
+    a_task_for_another_runner_is_refused,
+    a_signed_object_that_is_not_a_task_is_refused,
 );
+
+/// A manifest signed by hand (what `manifest sign` would refuse to sign), with `edit`
+/// applied, signed with `header`.
+fn hand_signed(
+    w: &World,
+    digest: &str,
+    task_id: &str,
+    edit: impl FnOnce(&mut Value),
+    header: Option<Value>,
+) -> PathBuf {
+    let key = SigningKey::load(&w.path("signing-key.jwk"), None).unwrap();
+    let stamp =
+        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let now = chrono::Utc::now();
+    let mut m = w.manifest(task_id, digest);
+    m["nonce"] = json!(crate::task_kit::nonce());
+    m["issued_at"] = json!(stamp(now));
+    m["expires_at"] = json!(stamp(now + chrono::TimeDelta::minutes(5)));
+    edit(&mut m);
+    let payload = serde_json::to_vec(&m).unwrap();
+    let jws = match header {
+        Some(h) => key.sign_with_header(&h, &payload),
+        None => key.sign_compact(&payload),
+    };
+    write_task(w, &format!("{task_id}.jws"), &jws)
+}
+
+/// Issue 13 (and 17 item 3): a captured task ran on every runner sharing the key set.
+/// A task whose `aud` names another runner or pool is refused here, with an event.
+fn a_task_for_another_runner_is_refused(backend: Backend) {
+    let (w, digest) = world_with_tool(backend);
+    let task = hand_signed(
+        &w,
+        &digest,
+        "t-aud",
+        |m| m["aud"] = json!(["edge-elsewhere", "pool-b"]),
+        None,
+    );
+    let o = w.run(&task);
+    assert_refused(&o, "audience_mismatch", "claims");
+    assert_denial_event(&w.only_event(), &task, "audience_mismatch", "claims");
+    // Without any audience: refused too, unless the operator relaxes it.
+    let task = hand_signed(
+        &w,
+        &digest,
+        "t-noaud",
+        |m| {
+            m.as_object_mut().unwrap().remove("aud");
+        },
+        None,
+    );
+    assert_refused(&w.run(&task), "audience_missing", "claims");
+    // The runner's pool is an audience too.
+    w.write_config("[runner]\npools = [\"pool-b\"]\n");
+    let task = hand_signed(&w, &digest, "t-pool", |m| m["aud"] = json!("pool-b"), None);
+    assert_exit(&w.run(&task), 0);
+}
+
+/// RFC 8725 section 3.11: an object of another type signed by the same key (here a
+/// plain `JWT`) is not a task.
+fn a_signed_object_that_is_not_a_task_is_refused(backend: Backend) {
+    let (w, digest) = world_with_tool(backend);
+    let key = SigningKey::load(&w.path("signing-key.jwk"), None).unwrap();
+    let header = json!({"alg": "ES256", "kid": key.kid, "typ": "JWT"});
+    let task = hand_signed(&w, &digest, "t-typ", |_| {}, Some(header));
+    let o = w.run(&task);
+    assert_refused(&o, "typ_invalid", "claims");
+    assert_denial_event(&w.only_event(), &task, "typ_invalid", "claims");
+}
 
 /// Issue 17 item 4, the attack as found: `PYTHONWARNINGS` + `BROWSER` made a Python tool
 /// run a shell command the manifest never named. Refused before anything runs, with a

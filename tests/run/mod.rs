@@ -161,6 +161,8 @@ impl World {
     pub fn manifest(&self, task_id: &str, digest: &str) -> Value {
         json!({
             "manifest_version": "1",
+            // This host's runner, by its default id (the host name).
+            "aud": edge_runner::config::RunnerConfig::default().id,
             "task_context": {"task_id": task_id, "tenant_id": "acme", "operator_id": "op-7"},
             "tool_sha256": digest,
         })

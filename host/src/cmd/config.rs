@@ -419,6 +419,22 @@ fn relaxations(config: &Config, host: &HostSupport) -> Vec<String> {
             unmasked.join(", ")
         ));
     }
+    if !config.claims.require_audience {
+        out.push(
+            "claims.require_audience = false: a task that names no audience runs on every \
+             runner trusting its signer, so one captured task can run once per runner. \
+             Restore with require_audience = true and sign tasks with --aud"
+                .to_owned(),
+        );
+    }
+    if !config.claims.require_typ {
+        out.push(
+            "claims.require_typ = false: a signed object that is not a task (another kind of \
+             statement signed by the same key) is not refused for its type. Restore with \
+             require_typ = true"
+                .to_owned(),
+        );
+    }
     let claims = ClaimsConfig::default();
     if config.claims.clock_skew_secs > claims.clock_skew_secs {
         out.push(format!(

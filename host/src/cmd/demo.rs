@@ -125,7 +125,8 @@ fn demo(root: &Path, args: &DemoArgs) -> CmdResult {
     let runner = Runner::open(&config, None).map_err(|e| Failure::Usage(e.into()))?;
 
     heading("1. a signed task runs in the sandbox");
-    let task = sign(&key, "demo-1", &tool.digest.to_string())?;
+    let aud = config.runner.id.clone();
+    let task = sign(&key, &aud, "demo-1", &tool.digest.to_string())?;
     say(&format!(
         "task (compact JWS, {} bytes): {}...",
         task.len(),
@@ -153,7 +154,7 @@ fn demo(root: &Path, args: &DemoArgs) -> CmdResult {
     refusal(&runner, &tampered, &events_file)?;
 
     heading("3. refused: the tool's digest is not authorized");
-    let t = sign(&key, "demo-3", &unauthorized.digest.to_string())?;
+    let t = sign(&key, &aud, "demo-3", &unauthorized.digest.to_string())?;
     refusal(&runner, t.as_bytes(), &events_file)?;
 
     heading("4. refused: the same task again (replayed nonce)");
@@ -204,7 +205,7 @@ fn choose_sandbox(config: &mut Config, forced: Option<BackendChoice>) {
     }
 }
 
-fn sign(key: &SigningKey, task_id: &str, digest: &str) -> Result<String, Failure> {
+fn sign(key: &SigningKey, aud: &str, task_id: &str, digest: &str) -> Result<String, Failure> {
     let manifest = json!({
         "manifest_version": "1",
         "task_context": {"task_id": task_id, "tenant_id": "demo-tenant", "operator_id": "demo-operator", "action": "greet"},
@@ -216,8 +217,8 @@ fn sign(key: &SigningKey, task_id: &str, digest: &str) -> Result<String, Failure
     });
     let raw =
         serde_json::to_vec(&manifest).map_err(|e| fail("encode the manifest")(e.to_string()))?;
-    let filled =
-        super::manifest::fill(&raw, chrono::Utc::now(), 300).map_err(fail("fill the manifest"))?;
+    let filled = super::manifest::fill(&raw, chrono::Utc::now(), 300, &[aud.to_owned()])
+        .map_err(fail("fill the manifest"))?;
     Ok(key.sign_compact(&filled))
 }
 

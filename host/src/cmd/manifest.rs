@@ -27,9 +27,10 @@ pub enum ManifestCommand {
 /// Sign a manifest (JSON) into a compact JWS task, printed on stdout.
 ///
 /// The manifest is first checked exactly as a runner with this configuration would check
-/// it now (fields, limits, times); a manifest the runner would refuse is not signed.
+/// it now (fields, limits, times, an audience present); a manifest the runner would refuse
+/// is not signed. The JWS header carries `typ: edge-runner-task+jws`.
 ///
-/// Example: edge-runner manifest sign --key signer.jwk --kid cp-2026-11 --fill manifest.json > task.jws
+/// Example: edge-runner manifest sign --key signer.jwk --kid cp-2026-11 --fill --aud edge-7 manifest.json > task.jws
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// Private key: a JWK, or a JWKS holding the key named by --kid.
@@ -45,6 +46,11 @@ pub struct SignArgs {
     /// Lifetime given by --fill, seconds.
     #[arg(long, value_name = "SECS", default_value_t = 300, requires = "fill")]
     pub ttl: u64,
+    /// With --fill: set `aud` to this runner id or pool name (repeat for several). A
+    /// runner refuses a task that does not name it (`audience_mismatch`) or names no one
+    /// (`audience_missing`).
+    #[arg(long, value_name = "RUNNER_OR_POOL", requires = "fill")]
+    pub aud: Vec<String>,
     /// The manifest file, or `-` for stdin.
     #[arg(value_name = "MANIFEST.json")]
     pub manifest: PathBuf,
@@ -74,7 +80,7 @@ fn sign(config: &edge_runner::config::Config, s: SignArgs) -> CmdResult {
     let raw = super::read_task(&s.manifest, 1024 * 1024)?;
     let now = chrono::Utc::now();
     let payload = if s.fill {
-        fill(&raw, now, s.ttl).map_err(|e| {
+        fill(&raw, now, s.ttl, &s.aud).map_err(|e| {
             Failure::Usage(anyhow::anyhow!(
                 "failed to fill manifest {}: {e}",
                 s.manifest.display()
@@ -106,6 +112,7 @@ pub(super) fn fill(
     raw: &[u8],
     now: chrono::DateTime<chrono::Utc>,
     ttl: u64,
+    aud: &[String],
 ) -> Result<Vec<u8>, String> {
     use serde_json::value::RawValue;
     let doc =
@@ -133,6 +140,16 @@ pub(super) fn fill(
     map.insert("issued_at".into(), string(stamp(now))?);
     let expires = now.checked_add_signed(ttl).ok_or("--ttl is too large")?;
     map.insert("expires_at".into(), string(stamp(expires))?);
+    match aud {
+        [] => {}
+        [one] => {
+            map.insert("aud".into(), string(one.clone())?);
+        }
+        many => {
+            let list = serde_json::value::to_raw_value(many).map_err(|e| e.to_string())?;
+            map.insert("aud".into(), list);
+        }
+    }
     serde_json::to_vec(&map).map_err(|e| e.to_string())
 }
 

@@ -42,6 +42,23 @@ pub enum ManifestError {
     )]
     EnvForbidden { name: String, why: &'static str },
     #[error(
+        "the task names no audience (\"aud\"): it would run on every runner that trusts its \
+         signer; sign it for this runner's id or pool (manifest sign --aud), or relax \
+         claims.require_audience"
+    )]
+    AudienceMissing,
+    #[error(
+        "the task is for {aud}, not for this runner ({runner}); it must be sent to a runner \
+         it names"
+    )]
+    AudienceMismatch { aud: String, runner: String },
+    #[error(
+        "the JWS header typ is {found}, not \"edge-runner-task+jws\" (RFC 8725 section \
+         3.11): this is not a task; sign tasks with `edge-runner manifest sign`, or relax \
+         claims.require_typ"
+    )]
+    TypInvalid { found: String },
+    #[error(
         "failed to decode the manifest: field \"env.{name}\" is not on this runner's allow \
          list of tool environment variables; remove it from the manifest, or have the \
          operator allow it ([env] allow, or [env.tools.\"<digest>\"] allow for one tool)"
@@ -113,6 +130,9 @@ impl ManifestError {
             ManifestError::Digest { .. } => Reason::DigestInvalid,
             ManifestError::LimitExceeded { .. } => Reason::LimitsExceeded,
             ManifestError::Expired { .. } => Reason::ManifestExpired,
+            ManifestError::AudienceMissing => Reason::AudienceMissing,
+            ManifestError::AudienceMismatch { .. } => Reason::AudienceMismatch,
+            ManifestError::TypInvalid { .. } => Reason::TypInvalid,
             ManifestError::NotYetValid { .. } => Reason::ManifestNotYetValid,
             ManifestError::LifetimeTooLong { .. } => Reason::ManifestLifetimeTooLong,
         }
@@ -135,7 +155,12 @@ impl ManifestError {
             ManifestError::Expired { .. } => Some("expires_at".into()),
             ManifestError::NotYetValid { .. } => Some("issued_at".into()),
             ManifestError::LifetimeTooLong { .. } => Some("expires_at".into()),
-            ManifestError::Json { .. } | ManifestError::NotObject => None,
+            ManifestError::AudienceMissing | ManifestError::AudienceMismatch { .. } => {
+                Some("aud".into())
+            }
+            ManifestError::Json { .. }
+            | ManifestError::NotObject
+            | ManifestError::TypInvalid { .. } => None,
         }
     }
 }

@@ -21,18 +21,25 @@ pub use schema::schema;
 
 use crate::digest::Digest;
 use crate::json;
+use crate::text::printable;
 use crate::verify::VerifiedJws;
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 /// The only manifest version this runner reads.
 pub const VERSION: &str = "1";
+/// The JWS `typ` of a task (RFC 8725 section 3.11), also accepted with the `application/`
+/// prefix (RFC 7515 section 4.1.9), compared ignoring ASCII case.
+pub const TASK_TYP: &str = "edge-runner-task+jws";
+/// Most names in a manifest's `aud`.
+pub const MAX_AUDIENCE: usize = 16;
 /// Nesting cap for the manifest document (the top object is level 1; `parameters` gets
 /// the rest).
 pub const MAX_DEPTH: usize = 16;
 
 const TOP_FIELDS: &[&str] = &[
     "manifest_version",
+    "aud",
     "task_context",
     "target_urn",
     "tool_sha256",
@@ -80,6 +87,8 @@ pub struct CheckedManifest {
     /// The exact JSON text of `parameters` as signed.
     parameters: Option<String>,
     nonce: String,
+    /// `aud`, when present: the runners and pools the task is for.
+    audience: Option<Vec<String>>,
     issued_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     limits: Limits,
@@ -130,6 +139,10 @@ impl CheckedManifest {
             None => Vec::new(),
         }
     }
+    /// The runners and pools named in `aud`, if any.
+    pub fn audience(&self) -> Option<&[String]> {
+        self.audience.as_deref()
+    }
     pub fn nonce(&self) -> &str {
         &self.nonce
     }
@@ -150,7 +163,8 @@ pub fn decode(
     policy: &ClaimPolicy,
     now: DateTime<Utc>,
 ) -> Result<CheckedManifest, ManifestError> {
-    let body = check_payload(jws.payload(), policy, now)?;
+    check_typ(jws.typ(), policy)?;
+    let body = check_payload(jws.payload(), policy, now, Reader::Runner)?;
     Ok(CheckedManifest {
         kid: jws.kid().to_owned(),
         alg: jws.alg().to_owned(),
@@ -159,14 +173,23 @@ pub fn decode(
 }
 
 /// Runs every check [`decode`] runs on a manifest that is not signed yet, so a signer can
-/// refuse to sign what a runner with `policy` would refuse at `now`. Returns nothing a
-/// later stage could use.
+/// refuse to sign what a runner with `policy` would refuse at `now` (except the audience
+/// match and the header `typ`: the signer is not the runner, and sets the `typ` itself).
+/// Returns nothing a later stage could use.
 pub fn validate_unsigned(
     payload: &[u8],
     policy: &ClaimPolicy,
     now: DateTime<Utc>,
 ) -> Result<(), ManifestError> {
-    check_payload(payload, policy, now).map(|_| ())
+    check_payload(payload, policy, now, Reader::Signer).map(|_| ())
+}
+
+/// Who checks a manifest: the runner it is for, or a signer about to sign it (who cannot
+/// match the audience against itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Runner,
+    Signer,
 }
 
 /// The checks. Order: shape and fields (manifest_invalid / digest_invalid), then limits,
@@ -176,6 +199,7 @@ fn check_payload(
     payload: &[u8],
     policy: &ClaimPolicy,
     now: DateTime<Utc>,
+    reader: Reader,
 ) -> Result<CheckedManifest, ManifestError> {
     let doc =
         json::parse_strict(payload, MAX_DEPTH).map_err(|source| ManifestError::Json { source })?;
@@ -223,6 +247,13 @@ fn check_payload(
         .then(|| raw_parameters(payload))
         .transpose()?;
     let nonce = fields::nonce(fields::require(top, "nonce", "nonce")?)?;
+    let audience = top.get("aud").map(audience).transpose()?;
+    match &audience {
+        None if policy.claims.require_audience => return Err(ManifestError::AudienceMissing),
+        // A runner with no names (an empty policy) matches no audience: never "any".
+        Some(aud) if reader == Reader::Runner => check_audience(aud, &policy.audience)?,
+        _ => {}
+    }
     let issued_at =
         fields::timestamp(fields::require(top, "issued_at", "issued_at")?, "issued_at")?;
     let expires_at = fields::timestamp(
@@ -248,6 +279,7 @@ fn check_payload(
         env,
         parameters,
         nonce,
+        audience,
         issued_at,
         expires_at,
         limits,
@@ -273,6 +305,61 @@ fn task_context(ctx: &Map<String, Value>) -> Result<TaskContext, ManifestError> 
         operator_id: optional("operator_id", "task_context.operator_id")?,
         source: optional("source", "task_context.source")?,
         action: optional("action", "task_context.action")?,
+    })
+}
+
+/// `aud`: one runner id or pool name, or a list of 1 to [`MAX_AUDIENCE`] of them.
+fn audience(v: &Value) -> Result<Vec<String>, ManifestError> {
+    let names = match v {
+        Value::String(_) => vec![fields::identifier(v, "aud")?],
+        Value::Array(items) if !items.is_empty() && items.len() <= MAX_AUDIENCE => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| fields::identifier(item, &format!("aud[{i}]")))
+            .collect::<Result<_, _>>()?,
+        _ => {
+            return Err(ManifestError::Type {
+                field: "aud".into(),
+                expected: "a runner id or pool name, or a list of 1 to 16 of them",
+            });
+        }
+    };
+    Ok(names)
+}
+
+/// The task is for this runner when `aud` names its id or one of its pools.
+fn check_audience(aud: &[String], runner: &[String]) -> Result<(), ManifestError> {
+    if aud.iter().any(|a| runner.iter().any(|r| r == a)) {
+        return Ok(());
+    }
+    Err(ManifestError::AudienceMismatch {
+        aud: aud
+            .iter()
+            .map(|a| printable(a))
+            .collect::<Vec<_>>()
+            .join(", "),
+        runner: if runner.is_empty() {
+            "no configured id".into()
+        } else {
+            runner.join(", ")
+        },
+    })
+}
+
+/// The header `typ` must name an edge-runner task when the policy requires it.
+fn check_typ(typ: Option<&str>, policy: &ClaimPolicy) -> Result<(), ManifestError> {
+    if !policy.claims.require_typ {
+        return Ok(());
+    }
+    let ok = typ.is_some_and(|t| {
+        let t = t.strip_prefix("application/").unwrap_or(t);
+        t.eq_ignore_ascii_case(TASK_TYP)
+    });
+    if ok {
+        return Ok(());
+    }
+    Err(ManifestError::TypInvalid {
+        found: typ.map_or_else(|| "none".to_owned(), |t| format!("\"{}\"", printable(t))),
     })
 }
 

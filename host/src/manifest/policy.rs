@@ -22,6 +22,9 @@ pub struct ClaimPolicy {
     pub limits: LimitsConfig,
     /// Which environment variable names a manifest may set.
     pub env: EnvConfig,
+    /// The names this runner answers to in a manifest's `aud`: its id, then its pools.
+    /// Empty when checking an unsigned manifest for a signer (who is not the runner).
+    pub audience: Vec<String>,
 }
 
 impl ClaimPolicy {
@@ -31,7 +34,14 @@ impl ClaimPolicy {
             claims: claims.clone(),
             limits: limits.clone(),
             env: env.clone(),
+            audience: Vec::new(),
         }
+    }
+
+    /// The same policy for a runner answering to `names` (its id and pools).
+    pub fn for_audience(mut self, names: impl IntoIterator<Item = String>) -> Self {
+        self.audience = names.into_iter().collect();
+        self
     }
 }
 
@@ -123,6 +133,21 @@ pub struct ClaimsConfig {
     /// how long nonces are remembered. At most [`MAX_MANIFEST_AGE_SECS`].
     #[serde(default = "default_max_age")]
     pub max_manifest_age_secs: u64,
+    /// Refuse a task whose manifest names no audience (`aud`) as `audience_missing`. A task
+    /// without an audience runs on every runner that trusts its signer, so a captured one
+    /// can be replayed across a fleet. Relaxing it is reported by `config check`.
+    #[serde(default = "yes")]
+    pub require_audience: bool,
+    /// Refuse a task whose JWS header `typ` is not [`super::TASK_TYP`] (RFC 8725 section
+    /// 3.11, explicit typing: a signed object of another kind, such as an armory statement
+    /// signed by the same key, is never taken for a task). Relaxing it is reported by
+    /// `config check`.
+    #[serde(default = "yes")]
+    pub require_typ: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Ceiling on `claims.clock_skew_secs`: a larger skew is a broken clock, not a tolerance.
@@ -157,6 +182,8 @@ impl Default for ClaimsConfig {
         Self {
             clock_skew_secs: default_clock_skew(),
             max_manifest_age_secs: default_max_age(),
+            require_audience: true,
+            require_typ: true,
         }
     }
 }

@@ -50,9 +50,20 @@ pub fn schema(limits: &LimitsConfig) -> Value {
             lifetime (expires_at - issued_at) exceeds its configured maximum.",
         "type": "object",
         "additionalProperties": false,
-        "required": ["manifest_version", "task_context", "tool_sha256", "nonce", "issued_at", "expires_at"],
+        "required": ["manifest_version", "aud", "task_context", "tool_sha256", "nonce", "issued_at", "expires_at"],
         "properties": {
             "manifest_version": { "const": super::VERSION },
+            "aud": {
+                "oneOf": [
+                    id("The runner id or pool name the task is for."),
+                    { "type": "array", "minItems": 1, "maxItems": super::MAX_AUDIENCE,
+                      "items": id("A runner id or pool name.") },
+                ],
+                "description": "Who may run the task: a runner id or pool name, or a list of \
+                    them. A runner refuses a task that does not name it (audience_mismatch) \
+                    and, unless claims.require_audience is relaxed, one that names no one \
+                    (audience_missing).",
+            },
             "task_context": {
                 "type": "object",
                 "additionalProperties": false,

@@ -17,12 +17,13 @@ fn now() -> DateTime<Utc> {
 }
 
 fn policy() -> ClaimPolicy {
-    ClaimPolicy::default()
+    ClaimPolicy::default().for_audience(["edge-7".to_owned(), "eu-west".to_owned()])
 }
 
 fn good() -> Value {
     json!({
         "manifest_version": "1",
+        "aud": "edge-7",
         "task_context": {"task_id": "t-42", "tenant_id": "acme", "operator_id": "op-7",
                          "source": "control-plane", "action": "scan"},
         "target_urn": "urn:target:host:web-01",
@@ -38,7 +39,12 @@ fn good() -> Value {
 }
 
 fn check(v: &Value) -> Result<CheckedManifest, ManifestError> {
-    check_payload(&serde_json::to_vec(v).unwrap(), &policy(), now())
+    check_payload(
+        &serde_json::to_vec(v).unwrap(),
+        &policy(),
+        now(),
+        Reader::Runner,
+    )
 }
 
 fn with(path: &[&str], value: Value) -> Value {
@@ -216,7 +222,7 @@ fn duplicate_members_are_refused_even_when_equal() {
         text.replacen("\"task_id\"", "\"task_id\":\"t-1\",\"task_id\"", 1),
         text.replacen("{", "{\"tool_sha256\":\"sha256:00\",", 1),
     ] {
-        let e = check_payload(dup.as_bytes(), &policy(), now()).unwrap_err();
+        let e = check_payload(dup.as_bytes(), &policy(), now(), Reader::Runner).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -239,7 +245,7 @@ fn not_an_object_or_not_json_or_too_deep() {
         b"",
         b"{\"manifest_version\":\"1\"} {}",
     ] {
-        let e = check_payload(bad, &policy(), now()).unwrap_err();
+        let e = check_payload(bad, &policy(), now(), Reader::Runner).unwrap_err();
         assert_eq!(e.reason(), Reason::ManifestInvalid, "{bad:?}");
     }
     let deep = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
@@ -434,7 +440,7 @@ fn time_claims_use_the_configured_skew_and_age() {
     let p = policy(); // skew 30 s, max age 600 s
     let bytes = serde_json::to_vec(&good()).unwrap();
     let run = |t: &str| {
-        check_payload(&bytes, &p, at(t))
+        check_payload(&bytes, &p, at(t), Reader::Runner)
             .map(|_| ())
             .map_err(|e| e.reason())
     };
@@ -451,7 +457,7 @@ fn time_claims_use_the_configured_skew_and_age() {
     let mut strict = policy();
     strict.claims.clock_skew_secs = 0;
     let run0 = |t: &str| {
-        check_payload(&bytes, &strict, at(t))
+        check_payload(&bytes, &strict, at(t), Reader::Runner)
             .map(|_| ())
             .map_err(|e| e.reason())
     };
@@ -579,7 +585,7 @@ fn the_operator_allows_names_globally_or_for_one_tool() {
     let bytes = serde_json::to_vec(&m).unwrap();
     let mut p = policy();
     p.env.allow = vec!["GREETING".into()];
-    assert!(check_payload(&bytes, &p, now()).is_ok());
+    assert!(check_payload(&bytes, &p, now(), Reader::Runner).is_ok());
     let mut p = policy();
     p.env.tools.insert(
         digest.clone(),
@@ -587,7 +593,7 @@ fn the_operator_allows_names_globally_or_for_one_tool() {
             allow: vec!["GREETING".into()],
         },
     );
-    assert!(check_payload(&bytes, &p, now()).is_ok());
+    assert!(check_payload(&bytes, &p, now(), Reader::Runner).is_ok());
     let mut p = policy();
     p.env.tools.insert(
         other,
@@ -596,14 +602,14 @@ fn the_operator_allows_names_globally_or_for_one_tool() {
         },
     );
     assert!(matches!(
-        check_payload(&bytes, &p, now()),
+        check_payload(&bytes, &p, now(), Reader::Runner),
         Err(ManifestError::EnvNotAllowed { .. })
     ));
     // Case matters: an allowed `GREETING` does not allow `greeting`.
     let mut p = policy();
     p.env.allow = vec!["GREETING".into()];
     let lower = serde_json::to_vec(&with(&["env"], json!({"greeting": "x"}))).unwrap();
-    assert!(check_payload(&lower, &p, now()).is_err());
+    assert!(check_payload(&lower, &p, now(), Reader::Runner).is_err());
 }
 
 #[test]
@@ -630,12 +636,12 @@ fn parameters_reach_the_tool_exactly_as_signed() {
     text.pop(); // the closing brace
     let params = r#"{"big":12345678901234567890123,"e":1E2,"f":-0.0,"s":"\u00e9\n","n":[1,2.50]}"#;
     text.push_str(&format!(",\"parameters\":  {params}}}"));
-    let m = check_payload(text.as_bytes(), &policy(), now()).unwrap();
+    let m = check_payload(text.as_bytes(), &policy(), now(), Reader::Runner).unwrap();
     assert_eq!(m.parameters(), Some(params));
     assert_eq!(m.stdin(), format!("{params}\n").into_bytes());
     // An escaped member name is the same member.
     let escaped = text.replace("\"parameters\"", "\"param\\u0065ters\"");
-    let m = check_payload(escaped.as_bytes(), &policy(), now()).unwrap();
+    let m = check_payload(escaped.as_bytes(), &policy(), now(), Reader::Runner).unwrap();
     assert_eq!(m.parameters(), Some(params));
     // The size cap applies to the signed text.
     let mut big = serde_json::to_string(&without(&["parameters"])).unwrap();
@@ -644,5 +650,57 @@ fn parameters_reach_the_tool_exactly_as_signed() {
         ",\"parameters\":\"{}\"}}",
         "a".repeat(fields::MAX_PARAMETERS_BYTES)
     ));
-    assert!(check_payload(big.as_bytes(), &policy(), now()).is_err());
+    assert!(check_payload(big.as_bytes(), &policy(), now(), Reader::Runner).is_err());
+}
+
+/// Issue 13: a captured task ran once on every runner that shared the key set. The
+/// manifest names its audience, and a runner runs only what names it or its pool.
+#[test]
+fn a_task_for_another_runner_or_for_no_one_is_refused() {
+    let for_other = with(&["aud"], json!("edge-8"));
+    let e = refused(&for_other);
+    assert_eq!(e.reason(), Reason::AudienceMismatch, "{e}");
+    assert!(
+        e.to_string().contains("edge-8") && e.to_string().contains("edge-7"),
+        "{e}"
+    );
+    assert!(check(&with(&["aud"], json!(["edge-8", "eu-west"]))).is_ok());
+    assert!(check(&with(&["aud"], json!(["edge-7"]))).is_ok());
+    let e = refused(&without(&["aud"]));
+    assert_eq!(e.reason(), Reason::AudienceMissing, "{e}");
+    // Relaxed: a task without an audience runs; one for another runner still does not.
+    let mut relaxed = policy();
+    relaxed.claims.require_audience = false;
+    let bytes = |v: &Value| serde_json::to_vec(v).unwrap();
+    assert!(check_payload(&bytes(&without(&["aud"])), &relaxed, now(), Reader::Runner).is_ok());
+    for bad in [json!([]), json!(7), json!(["../x"]), json!(vec!["a"; 17])] {
+        let e = refused(&with(&["aud"], bad.clone()));
+        assert_eq!(e.reason(), Reason::ManifestInvalid, "{bad}: {e}");
+    }
+}
+
+/// RFC 8725 section 3.11: another kind of signed object (an armory statement, a JWT for
+/// another service) signed by a trusted key is never taken for a task.
+#[test]
+fn the_header_typ_must_say_edge_runner_task() {
+    let p = policy();
+    for ok in [
+        "edge-runner-task+jws",
+        "EDGE-RUNNER-TASK+JWS",
+        "application/edge-runner-task+jws",
+    ] {
+        assert!(check_typ(Some(ok), &p).is_ok(), "{ok}");
+    }
+    for bad in [
+        None,
+        Some("JWT"),
+        Some("edge-runner-authorization+jws"),
+        Some(""),
+    ] {
+        let e = check_typ(bad, &p).unwrap_err();
+        assert_eq!(e.reason(), Reason::TypInvalid, "{bad:?}");
+    }
+    let mut relaxed = policy();
+    relaxed.claims.require_typ = false;
+    assert!(check_typ(Some("JWT"), &relaxed).is_ok());
 }

@@ -121,7 +121,8 @@ impl Runner {
         let armory = setup::armory(config)?;
         Ok(Self {
             verifier,
-            claims: ClaimPolicy::new(&config.claims, &config.limits, &config.env),
+            claims: ClaimPolicy::new(&config.claims, &config.limits, &config.env)
+                .for_audience(config.runner.audience()),
             replay: ReplayStore::new(&config.state_dir),
             armory,
             scratch: armory::scratch_dir(&config.state_dir),
