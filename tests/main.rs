@@ -17,6 +17,7 @@ mod support;
 mod armory;
 mod cli_verify;
 mod events;
+mod fleet;
 mod jws_attacks;
 mod manifest;
 mod plugin_faults;

@@ -67,6 +67,9 @@ pub struct Config {
     /// `[events]`: CloudEvents source, size cap, sinks, spool.
     #[serde(default)]
     pub events: crate::events::EventsConfig,
+    /// `[fleet]`: NATS JetStream for `serve`, `task submit`, `events tail`.
+    #[serde(default)]
+    pub fleet: crate::fleet::FleetConfig,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             env: EnvConfig::default(),
             events: crate::events::EventsConfig::default(),
+            fleet: crate::fleet::FleetConfig::default(),
         }
     }
 }
@@ -378,6 +382,7 @@ impl Config {
             )));
         }
         self.events.check().map_err(invalid)?;
+        self.fleet.check().map_err(invalid)?;
         if self.plugins.fuel == 0 || self.plugins.memory_bytes < 64 * 1024 {
             return Err(invalid(
                 "plugins.fuel must be positive and plugins.memory_bytes at least 65536".into(),

@@ -17,6 +17,7 @@ pub mod config;
 pub mod digest;
 pub mod durable;
 pub mod events;
+pub mod fleet;
 pub mod fsperm;
 pub mod json;
 pub mod jws;

@@ -116,6 +116,8 @@ reasons! {
     AudienceMismatch = "audience_mismatch", Claims;
     /// The JWS header `typ` does not say "edge-runner task" (RFC 8725 section 3.11).
     TypInvalid = "typ_invalid", Claims;
+    /// The task arrived on another tenant's subject than the tenant its manifest names.
+    TenantMismatch = "tenant_mismatch", Claims;
     /// A requested limit exceeds the operator's configured maximum.
     LimitsExceeded = "limits_exceeded", Claims;
     /// The (tenant, nonce) pair was already used.

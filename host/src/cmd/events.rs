@@ -57,6 +57,29 @@ pub enum EventsCommand {
         /// A file of JSON lines, or `-` for stdin.
         file: PathBuf,
     },
+    /// Print the events a fleet published to JetStream, one JSON line each (all of them,
+    /// from the start of the stream, or one tenant's).
+    ///
+    /// Stops after --count events, or when none arrived for --idle seconds.
+    ///
+    /// Example: edge-runner events tail --nats nats://127.0.0.1:4222 --tenant acme --count 10
+    Tail(TailArgs),
+}
+
+/// `events tail` options.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub nats: super::task::NatsArgs,
+    /// Only this tenant's events.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop when no event arrived for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub idle: u64,
 }
 
 /// Said when a spool command finds nothing to work on.
@@ -65,6 +88,9 @@ const NO_HTTP_SINK: &str =
 
 pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
     let mut config = super::load_config(global)?;
+    if let EventsCommand::Tail(tail) = args.command {
+        return super::task::tail(&mut config, &tail);
+    }
     if let Some(dir) = &args.state {
         config.set_state_dir(dir.clone());
     }
@@ -109,6 +135,7 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
         )));
     }
     match args.command {
+        EventsCommand::Tail(tail) => super::task::tail(&mut config, &tail),
         EventsCommand::Validate { file } => validate_file(&file, config.events.max_event_bytes),
         EventsCommand::Flush { wait } => {
             let sinks = open(&config)?;

@@ -12,6 +12,8 @@ mod manifest;
 mod plugins;
 mod run;
 mod sandbox;
+mod serve;
+mod task;
 mod verify;
 
 use clap::{Args, Parser, Subcommand};
@@ -83,6 +85,8 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Run(run::RunArgs),
+    Serve(serve::ServeArgs),
+    Task(task::TaskArgs),
     Demo(demo::DemoArgs),
     Verify(verify::VerifyArgs),
     Events(events::EventsArgs),
@@ -152,6 +156,8 @@ pub fn refused(r: Refusal) -> Failure {
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Run(args) => run::run(&cli.global, args),
+        Command::Serve(args) => serve::run(&cli.global, args),
+        Command::Task(args) => task::run(&cli.global, args),
         Command::Demo(args) => demo::run(&cli.global, args),
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),

@@ -31,7 +31,7 @@ use crate::events::{
 use crate::jws::{self, JwsLimits};
 use crate::manifest::{self, CheckedManifest, ClaimPolicy, Limits};
 use crate::reason::{Reason, Refusal};
-use crate::replay::ReplayStore;
+use crate::replay::{ReplayGuard, ReplayStore};
 use crate::sandbox::{self, Executable, Launch, Outcome, RunLimits, SandboxPolicy};
 use crate::timing::StageClock;
 use crate::verify::SignatureVerifier;
@@ -102,7 +102,7 @@ pub struct TaskReport {
 pub struct Runner {
     verifier: SignatureVerifier,
     claims: ClaimPolicy,
-    replay: ReplayStore,
+    replay: Box<dyn ReplayGuard>,
     armory: Armory,
     scratch: PathBuf,
     sandbox: SandboxPolicy,
@@ -115,7 +115,24 @@ impl Runner {
     /// verifiers, armory (see [`setup`]); `config_file` names the file for masking in the
     /// sandbox.
     pub fn open(config: &Config, config_file: Option<&Path>) -> Result<Self, SetupError> {
-        let plugins = setup::plugin_host(config, false)?;
+        Self::open_with(config, config_file, false)
+    }
+
+    /// [`Runner::open`] for a process that handles many tasks (`serve`): the plugin
+    /// engine keeps its instance pool between tasks.
+    pub fn open_long_lived(
+        config: &Config,
+        config_file: Option<&Path>,
+    ) -> Result<Self, SetupError> {
+        Self::open_with(config, config_file, true)
+    }
+
+    fn open_with(
+        config: &Config,
+        config_file: Option<&Path>,
+        long_lived: bool,
+    ) -> Result<Self, SetupError> {
+        let plugins = setup::plugin_host(config, long_lived)?;
         let events = setup::events(config, &plugins)?;
         let verifier = setup::verifier(config, plugins)?;
         let armory = setup::armory(config)?;
@@ -123,7 +140,7 @@ impl Runner {
             verifier,
             claims: ClaimPolicy::new(&config.claims, &config.limits, &config.env)
                 .for_audience(config.runner.audience()),
-            replay: ReplayStore::new(&config.state_dir),
+            replay: Box::new(ReplayStore::new(&config.state_dir)),
             armory,
             scratch: armory::scratch_dir(&config.state_dir),
             sandbox: config.sandbox_policy(config_file),
@@ -133,6 +150,12 @@ impl Runner {
                 ..JwsLimits::default()
             },
         })
+    }
+
+    /// The same runner with another replay guard (the fleet's shared one, for `serve`).
+    pub fn with_replay_guard(mut self, guard: Box<dyn ReplayGuard>) -> Self {
+        self.replay = guard;
+        self
     }
 
     /// The sandbox policy tasks run under.
@@ -249,28 +272,37 @@ impl Runner {
         Ok((outcome, in_sandbox))
     }
 
-    /// Emits the one event of a task that ended as `result`.
-    pub fn report(&self, result: Result<Ran, Box<Rejected>>, overhead: Duration) -> TaskReport {
-        let (task, verdict, disposition) = match result {
+    /// What a task that ended as `result` amounts to: its verdict, and the record its one
+    /// event is made from (for callers that deliver the event themselves, as `serve`).
+    pub fn settle(&self, result: Result<Ran, Box<Rejected>>) -> (Verdict, ExecutionRecord) {
+        match result {
             Ok(Ran { task, outcome, .. }) => {
-                let disposition = Disposition::Completed(outcome.clone());
-                (task, Verdict::Ran(Box::new(outcome)), disposition)
+                let record = ExecutionRecord {
+                    task,
+                    disposition: Disposition::Completed(outcome.clone()),
+                };
+                (Verdict::Ran(Box::new(outcome)), record)
             }
             Err(rejected) => {
                 let Rejected { task, refusal } = *rejected;
-                let disposition = Disposition::Denied(Denial::from(refusal.clone()));
-                (task, Verdict::refused(refusal), disposition)
+                let record = ExecutionRecord {
+                    task,
+                    disposition: Disposition::Denied(Denial::from(refusal.clone())),
+                };
+                (Verdict::refused(refusal), record)
             }
-        };
+        }
+    }
+
+    /// Emits the one event of a task that ended as `result` to the configured sinks.
+    pub fn report(&self, result: Result<Ran, Box<Rejected>>, overhead: Duration) -> TaskReport {
+        let (verdict, record) = self.settle(result);
         let emitting = Instant::now();
-        let event = self.events.emit(&ExecutionRecord {
-            task: task.clone(),
-            disposition,
-        });
+        let event = self.events.emit(&record);
         tracing::debug!(us = emitting.elapsed().as_micros() as u64, "event emitted");
         TaskReport {
             verdict,
-            task,
+            task: record.task,
             event,
             overhead,
         }

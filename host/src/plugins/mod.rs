@@ -294,9 +294,12 @@ impl PluginHost {
             }
         } else if let Some(trap) = error.downcast_ref::<Trap>() {
             match trap {
-                Trap::OutOfFuel => FaultKind::OutOfFuel {
-                    budget: self.limits.fuel,
-                },
+                Trap::OutOfFuel => {
+                    FUEL_EXHAUSTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    FaultKind::OutOfFuel {
+                        budget: self.limits.fuel,
+                    }
+                }
                 other => FaultKind::Trap(other.to_string()),
             }
         } else {
@@ -309,6 +312,14 @@ impl PluginHost {
             kind,
         }
     }
+}
+
+/// Plugin calls of this process that ran out of fuel (a metric of `serve`).
+static FUEL_EXHAUSTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many plugin calls of this process ran out of fuel so far.
+pub fn fuel_exhaustions() -> u64 {
+    FUEL_EXHAUSTIONS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Bounds and sanitizes text a plugin returned before it reaches logs or events.

@@ -87,6 +87,10 @@ pub enum ReplayError {
     #[error("failed to use the replay store: {path} was not written by it ({what}); {FIX}")]
     Corrupt { path: PathBuf, what: &'static str },
     #[error(
+        "failed to use the fleet's replay guard ({what}): {message}; every task is refused until it is reachable"
+    )]
+    Remote { what: &'static str, message: String },
+    #[error(
         "failed to use the replay store: {path} is the store of an earlier version, whose \
          records are not carried over. Keep the runner stopped for \
          claims.max_manifest_age_secs + 600 seconds, then delete it"
@@ -107,6 +111,42 @@ impl Refuse for ReplayError {
     fn reason(&self) -> Reason {
         ReplayError::reason(self)
     }
+}
+
+/// Where a runner remembers the (tenant, nonce) pairs it ran: the file store of one host
+/// ([`ReplayStore`], what `run` uses) or a store the whole fleet shares (the JetStream
+/// key-value guard of `serve`). Both keep the same promise: once `check_and_record`
+/// returned `Ok` for a pair, no runner using the same store ever gets `Ok` for it again
+/// before it expires; anything that cannot be decided fails closed.
+pub trait ReplayGuard: Send + Sync + std::fmt::Debug {
+    /// "Would this be a replay?", recording nothing.
+    fn check(&self, manifest: &CheckedManifest) -> Result<(), ReplayError>;
+    /// Refuses a pair seen before, and otherwise records it, atomically and durably.
+    fn check_and_record(
+        &self,
+        manifest: &CheckedManifest,
+        now: DateTime<Utc>,
+    ) -> Result<(), ReplayError>;
+}
+
+impl ReplayGuard for ReplayStore {
+    fn check(&self, manifest: &CheckedManifest) -> Result<(), ReplayError> {
+        ReplayStore::check(self, manifest)
+    }
+
+    fn check_and_record(
+        &self,
+        manifest: &CheckedManifest,
+        now: DateTime<Utc>,
+    ) -> Result<(), ReplayError> {
+        ReplayStore::check_and_record(self, manifest, now)
+    }
+}
+
+/// The store-independent name of a (tenant, nonce) pair: 64 hex digits, safe as a file
+/// name and as a key-value key.
+pub fn pair_key(tenant: &str, nonce: &str) -> String {
+    entry_name(tenant, nonce)
 }
 
 /// The seen-nonce store of one state directory. Cheap to create; holds nothing open
@@ -450,13 +490,7 @@ fn entry_name(tenant: &str, nonce: &str) -> String {
     h.update((tenant.len() as u64).to_be_bytes());
     h.update(tenant.as_bytes());
     h.update(nonce.as_bytes());
-    let digest = h.finalize();
-    let mut name = String::with_capacity(64);
-    for b in digest {
-        name.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        name.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    name
+    crate::text::hex(&h.finalize())
 }
 
 fn is_entry_name(s: &str) -> bool {
