@@ -156,6 +156,29 @@ fn configuration_errors_exit_2() {
     let o = env.run(&["verify", "--keys", "keys.json", task.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("chmod go-w"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("error[keys_invalid]"), "{}", stderr(&o));
+    // Issue 18: the same error as one JSON object, with its stable code, for scripts.
+    let o = env.run(&[
+        "--log-format",
+        "json",
+        "verify",
+        "--keys",
+        "keys.json",
+        task.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let line = stderr(&o).lines().last().unwrap_or_default().to_owned();
+    let v: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(v["error"]["code"], "keys_invalid", "{v}");
+    assert_eq!(v["error"]["exit"], 2, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("chmod go-w"),
+        "{v}"
+    );
     std::fs::set_permissions(
         env.path("keys.json"),
         std::fs::Permissions::from_mode(0o600),
@@ -279,6 +302,8 @@ fn a_second_process_uses_the_compile_cache() {
         "{}",
         stderr(&first)
     );
+    // Issue 18: logs to a pipe carry no colour codes.
+    assert!(!stderr(&first).contains('\x1b'), "{:?}", stderr(&first));
     // Only the verifier the key set needs (ES256) is loaded, hence compiled.
     assert_eq!(compiled_entries(&env.path("state")), 1);
     let second = env.run(&args);

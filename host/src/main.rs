@@ -8,10 +8,11 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = <cmd::Cli as clap::Parser>::parse();
     cmd::init_logging(&cli.global);
+    let format = cli.global.log_format;
     match cmd::run(cli) {
         Ok(code) => code.into(),
         Err(failure) => {
-            failure.report();
+            failure.report(format);
             failure.exit_code().into()
         }
     }

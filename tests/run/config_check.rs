@@ -121,6 +121,33 @@ fn config_check_flags_every_relaxed_protection_but_accepts_them() {
             .iter()
             .any(|l| l == "configuration usable (6 relaxed protections)")
     );
+    // The same report as one JSON document (issue 18).
+    let o = w.er(&["config", "check", "--json"]);
+    assert_exit(&o, 0);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["usable"], true);
+    assert_eq!(doc["relaxed"].as_array().unwrap().len(), 6, "{doc:#}");
+    assert_eq!(doc["effective"]["sandbox"]["apparmor"], "off", "{doc:#}");
+    assert!(doc["problems"].as_array().unwrap().is_empty());
+    // Relaxing the audience and type requirements is reported too.
+    w.write_config("[claims]\nrequire_audience = false\nrequire_typ = false\n");
+    let o = w.er(&["config", "check", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let relaxed: Vec<&str> = doc["relaxed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    for needle in [
+        "claims.require_audience = false",
+        "claims.require_typ = false",
+    ] {
+        assert!(
+            relaxed.iter().any(|l| l.contains(needle)),
+            "{needle}: {relaxed:#?}"
+        );
+    }
 }
 
 #[test]

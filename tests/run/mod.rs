@@ -285,7 +285,8 @@ pub fn assert_exit(o: &Output, code: i32) {
     );
 }
 
-/// Exit 3 with `error[<reason>]` and the stage on stderr, and nothing on stdout.
+/// Exit 3 with `error[<reason>]` and the stage on stderr; nothing on stdout, except that
+/// a dry run prints its refusal as a JSON decision.
 pub fn assert_refused(o: &Output, reason: &str, stage: &str) {
     assert_exit(o, 3);
     let err = stderr(o);
@@ -293,7 +294,13 @@ pub fn assert_refused(o: &Output, reason: &str, stage: &str) {
         err.contains(&format!("error[{reason}]")) && err.contains(&format!("(stage: {stage})")),
         "expected error[{reason}] at stage {stage}: {err}"
     );
-    assert!(o.stdout.is_empty(), "stdout on refusal: {}", stdout(o));
+    if !o.stdout.is_empty() {
+        let d: Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("stdout on refusal is not a decision ({e}): {}", stdout(o)));
+        assert_eq!(d["decision"], "refuse", "{d}");
+        assert_eq!(d["reason"], reason, "{d}");
+        assert_eq!(d["stage"], stage, "{d}");
+    }
 }
 
 /// The denial event for `reason` at `stage`, carrying the submitted task.

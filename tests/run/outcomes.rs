@@ -175,6 +175,11 @@ fn a_dry_run_refuses_what_the_sandbox_would_refuse(backend: Backend) {
     let task = w.sign(&w.manifest("t-dry-refused", &digest));
     let o = w.run_with(&task, "required", &["--dry-run"]);
     assert_refused(&o, "apparmor_unavailable", "sandbox");
+    // The refusal is also the decision printed on stdout, as JSON (issue 18).
+    assert!(
+        !o.stdout.is_empty(),
+        "a dry run's refusal prints its decision"
+    );
     if backend == Backend::Runsc {
         w.write_config(&format!(
             "[sandbox]\nrunsc_path = {:?}\n",
@@ -202,7 +207,7 @@ fn a_tool_that_cannot_start_is_a_runner_failure_with_an_event(backend: Backend) 
     let o = w.run(&task);
     assert_exit(&o, 4);
     assert!(
-        stderr(&o).contains("error: sandbox_failed (stage sandbox)"),
+        stderr(&o).contains("error[sandbox_failed]") && stderr(&o).contains("(stage: sandbox)"),
         "{}",
         stderr(&o)
     );
@@ -266,6 +271,11 @@ fn an_undeliverable_event_is_a_runner_failure() {
     let err = stderr(&o);
     assert!(
         err.contains("event was not delivered") && err.contains("no-such-dir"),
+        "{err}"
+    );
+    // Issue 18: the operator still learns that the tool ran, and how it ended.
+    assert!(
+        err.contains("task t-lost: the tool ran and exited with status 0"),
         "{err}"
     );
 }

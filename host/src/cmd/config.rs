@@ -55,6 +55,10 @@ pub enum ConfigCommand {
 pub struct CheckArgs {
     #[command(flatten)]
     pub overrides: Overrides,
+    /// Print one JSON document instead: `source`, `effective` (the configuration),
+    /// `ok`, `relaxed`, `problems` ({key, message}) and `usable`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(global: &Global, args: ConfigArgs) -> CmdResult {
@@ -112,13 +116,38 @@ fn check(global: &Global, args: &CheckArgs) -> CmdResult {
         (Some(f), true) => format!("{} with command-line overrides", f.display()),
         (None, _) => "built-in defaults, no configuration file".to_owned(),
     };
+    let relaxed = relaxations(&config, &host);
+    if args.json {
+        let mut effective = config.clone();
+        effective.events.source = Some(config.events.source());
+        effective.events.sinks = config.events.sinks();
+        let doc = serde_json::json!({
+            "source": source,
+            "effective": effective,
+            "ok": ok,
+            "relaxed": relaxed,
+            "problems": problems
+                .iter()
+                .map(|p| serde_json::json!({"key": p.key, "message": p.message}))
+                .collect::<Vec<_>>(),
+            "usable": problems.is_empty(),
+        });
+        super::write_stdout(&format!("{doc}\n"))?;
+        return if problems.is_empty() {
+            Ok(Exit::Ok)
+        } else {
+            Err(Failure::Usage(anyhow::anyhow!(
+                "the configuration ({source}) is not usable: {} problem(s); see \"problems\"",
+                problems.len()
+            )))
+        };
+    }
     let mut out = format!("# effective configuration ({source})\n");
     out.push_str(&effective_toml(&config)?);
     out.push_str("\n# checks\n");
     for line in &ok {
         out.push_str(&format!("ok: {line}\n"));
     }
-    let relaxed = relaxations(&config, &host);
     for line in &relaxed {
         out.push_str(&format!("relaxed: {line}\n"));
     }

@@ -57,7 +57,11 @@ fn say(text: &str) {
 }
 
 fn heading(text: &str) {
-    say(&format!("\n\x1b[1m== {text}\x1b[0m"));
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        say(&format!("\n\x1b[1m== {text}\x1b[0m"));
+    } else {
+        say(&format!("\n== {text}"));
+    }
 }
 
 pub fn run(_global: &Global, args: DemoArgs) -> CmdResult {

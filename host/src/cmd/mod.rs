@@ -76,7 +76,7 @@ pub struct Global {
     pub verbose: u8,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -108,6 +108,9 @@ pub enum Failure {
     Denied(Refusal),
     /// The runner is broken (exit 4).
     Runner(anyhow::Error),
+    /// The runner failed with a stable reason code (exit 4): `armory_failed`,
+    /// `sandbox_failed`.
+    RunnerRefusal(Refusal),
 }
 
 impl Failure {
@@ -115,23 +118,75 @@ impl Failure {
         match self {
             Failure::Usage(_) => Exit::Usage,
             Failure::Denied(_) => Exit::Denied,
-            Failure::Runner(_) => Exit::RunnerFailed,
+            Failure::Runner(_) | Failure::RunnerRefusal(_) => Exit::RunnerFailed,
         }
     }
 
-    /// Prints the failure once, with its cause chain, on stderr.
-    #[allow(clippy::print_stderr)]
-    pub fn report(&self) {
+    /// The stable code of this failure: the reason code of a refusal, otherwise a code
+    /// naming the kind of problem (`config_invalid`, `keys_invalid`, `plugin_invalid`,
+    /// `armory_untrusted`, `events_setup_failed`, `fleet_unavailable`, `usage`,
+    /// `runner_failed`). Scripts branch on it; the message is for people.
+    pub fn code(&self) -> &'static str {
+        use edge_runner::pipeline::SetupError;
         match self {
-            Failure::Denied(r) => {
-                eprintln!(
-                    "error[{}]: {} (stage: {})",
-                    r.reason.code(),
-                    r.message,
-                    r.stage()
-                );
+            Failure::Denied(r) | Failure::RunnerRefusal(r) => r.reason.code(),
+            Failure::Usage(e) => {
+                if e.downcast_ref::<edge_runner::config::ConfigError>()
+                    .is_some()
+                {
+                    "config_invalid"
+                } else if let Some(s) = e.downcast_ref::<SetupError>() {
+                    match s {
+                        SetupError::Trust(_) | SetupError::Keys(_) => "keys_invalid",
+                        SetupError::Plugins(_) => "plugin_invalid",
+                        SetupError::Armory(_) => "armory_untrusted",
+                        SetupError::Events(_) => "events_setup_failed",
+                    }
+                } else if e
+                    .downcast_ref::<edge_runner::plugins::PluginError>()
+                    .is_some()
+                {
+                    "plugin_invalid"
+                } else if e.downcast_ref::<edge_runner::fleet::FleetError>().is_some() {
+                    "fleet_config_invalid"
+                } else {
+                    "usage"
+                }
             }
-            Failure::Usage(e) | Failure::Runner(e) => eprintln!("error: {e:#}"),
+            Failure::Runner(e) => {
+                if e.downcast_ref::<edge_runner::fleet::FleetError>().is_some() {
+                    "fleet_unavailable"
+                } else {
+                    "runner_failed"
+                }
+            }
+        }
+    }
+
+    /// Prints the failure once, with its cause chain, on stderr: `error[<code>]: ...`,
+    /// or one JSON object with `--log-format json`.
+    #[allow(clippy::print_stderr)]
+    pub fn report(&self, format: LogFormat) {
+        let (message, stage) = match self {
+            Failure::Denied(r) | Failure::RunnerRefusal(r) => (r.message.clone(), Some(r.stage())),
+            Failure::Usage(e) | Failure::Runner(e) => (format!("{e:#}"), None),
+        };
+        match format {
+            LogFormat::Json => {
+                let doc = serde_json::json!({
+                    "error": {
+                        "code": self.code(),
+                        "exit": self.exit_code() as u8,
+                        "stage": stage.map(|s| s.as_str()),
+                        "message": message,
+                    }
+                });
+                eprintln!("{doc}");
+            }
+            LogFormat::Text => match stage {
+                Some(stage) => eprintln!("error[{}]: {message} (stage: {stage})", self.code()),
+                None => eprintln!("error[{}]: {message}", self.code()),
+            },
         }
     }
 }
@@ -142,12 +197,7 @@ pub type CmdResult = Result<Exit, Failure>;
 /// (a runner-failure reason code) exits 4.
 pub fn refused(r: Refusal) -> Failure {
     if r.is_runner_failure() {
-        Failure::Runner(anyhow::anyhow!(
-            "{} (stage {}): {}",
-            r.reason.code(),
-            r.stage(),
-            r.message
-        ))
+        Failure::RunnerRefusal(r)
     } else {
         Failure::Denied(r)
     }
@@ -180,8 +230,11 @@ pub fn init_logging(global: &Global) {
     };
     let filter =
         EnvFilter::try_from_env("EDGE_RUNNER_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour only on a terminal: a pipe, a file or journald gets plain text (issue 18).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match global.log_format {
         LogFormat::Text => builder.with_target(false).init(),

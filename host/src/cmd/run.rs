@@ -130,7 +130,20 @@ pub fn run(global: &Global, args: RunArgs) -> CmdResult {
                 super::write_stdout(&format!("{}\n", decision.summary()))?;
                 Ok(Exit::Ok)
             }
-            Err(rejected) => Err(super::refused(rejected.refusal)),
+            Err(rejected) => {
+                // Scripts read the decision from stdout either way (issue 18).
+                let r = &rejected.refusal;
+                let decision = serde_json::json!({
+                    "decision": "refuse",
+                    "reason": r.reason.code(),
+                    "stage": r.stage().as_str(),
+                    "message": r.message,
+                    "task_id": rejected.task.task_id,
+                    "tenant_id": rejected.task.tenant_id,
+                });
+                super::write_stdout(&format!("{decision}\n"))?;
+                Err(super::refused(rejected.refusal))
+            }
         };
     }
     conclude(runner.handle(&task))
@@ -147,24 +160,42 @@ pub fn conclude(report: TaskReport) -> CmdResult {
     // An event that could not be delivered or spooled is a runner failure, whatever the
     // task did: the result would otherwise be lost without anyone noticing.
     if let Err(e) = &report.event {
+        // The event is lost, but the operator must still learn what happened to the task.
+        let happened = match &report.verdict {
+            Verdict::Ran(o) => format!("the tool ran and {}", status(o)),
+            Verdict::Denied(r) | Verdict::Failed(r) => {
+                format!(
+                    "it was refused as {} (stage {})",
+                    r.reason.code(),
+                    r.stage()
+                )
+            }
+        };
         return Err(Failure::Runner(anyhow::anyhow!(
-            "the task's event was not delivered or spooled: {e:#}"
+            "task {task_id}: {happened}; but its event was not delivered or spooled: {e:#}"
         )));
     }
     match report.verdict {
         Verdict::Ran(outcome) => {
-            let status = match (outcome.timed_out, outcome.termination) {
-                (true, _) => format!("timed out after {} ms", outcome.wall_ms),
-                (false, Termination::Exited(0)) => return Ok(Exit::Ok),
-                (false, Termination::Exited(c)) => format!("exited with status {c}"),
-                (false, Termination::Signaled(s)) => format!("was killed by signal {s}"),
-            };
+            if outcome.success() {
+                return Ok(Exit::Ok);
+            }
             #[allow(clippy::print_stderr)]
             {
-                eprintln!("task {task_id}: the tool {status}");
+                eprintln!("task {task_id}: the tool {}", status(&outcome));
             }
             Ok(Exit::ToolFailed)
         }
         Verdict::Denied(r) | Verdict::Failed(r) => Err(super::refused(r)),
+    }
+}
+
+/// How the tool ended, in words.
+fn status(o: &edge_runner::sandbox::Outcome) -> String {
+    match (o.timed_out, o.termination) {
+        (true, _) => format!("timed out after {} ms", o.wall_ms),
+        (false, Termination::Exited(0)) => "exited with status 0".into(),
+        (false, Termination::Exited(c)) => format!("exited with status {c}"),
+        (false, Termination::Signaled(s)) => format!("was killed by signal {s}"),
     }
 }

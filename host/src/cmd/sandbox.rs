@@ -298,7 +298,7 @@ fn trial(policy: &SandboxPolicy, state_dir: &Path) -> Result<String, SandboxErro
             what: "prepare the trial program".into(),
             source: std::io::Error::other(match f {
                 Failure::Usage(e) | Failure::Runner(e) => format!("{e:#}"),
-                Failure::Denied(r) => r.to_string(),
+                Failure::Denied(r) | Failure::RunnerRefusal(r) => r.to_string(),
             }),
         })?;
     let launch = Launch {
