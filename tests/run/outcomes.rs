@@ -297,8 +297,9 @@ fn events_spooled_by_run_events_http_are_reported_and_flushed() {
     let o = w.er(&["events", "flush"]);
     assert_exit(&o, 4);
     let err = stderr(&o);
+    // The message names the destination the spool is bound to: the exact command.
     assert!(
-        err.contains("events --events http://URL flush") && err.contains("spool"),
+        err.contains(&format!("events --events {url} flush")) && err.contains("spool"),
         "{err}"
     );
     let o = w.er(&["events", "status"]);
@@ -318,4 +319,53 @@ fn events_spooled_by_run_events_http_are_reported_and_flushed() {
     assert_eq!(event["data"]["task_id"], "t-spooled", "{event:#}");
     // Nothing is stranded any more.
     assert_exit(&w.er(&["events", "flush"]), 0);
+}
+
+/// Issue 18: ad-hoc `--events http://URL` runs shared one spool, so a later run delivered
+/// events spooled for one URL to another; and with an HTTP sink configured, stranded
+/// events were not reported (`events flush` said pending 0, exit 0).
+#[test]
+fn events_spooled_for_one_receiver_never_reach_another_and_are_always_reported() {
+    use crate::events::receiver::{Receiver, free_port};
+    let w = World::new(Backend::Native);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let (port_a, port_b) = (free_port(), free_port());
+    let (url_a, url_b) = (
+        format!("http://127.0.0.1:{port_a}/"),
+        format!("http://127.0.0.1:{port_b}/"),
+    );
+    // A is down: its event is spooled.
+    let task = w.sign(&w.manifest("t-for-a", &digest));
+    assert_exit(&run_native_with_events(&w, &task, &url_a), 0);
+    // B is up: a run for B delivers its own event, and only that one.
+    let rx_b = Receiver::start(port_b);
+    let task = w.sign(&w.manifest("t-for-b", &digest));
+    assert_exit(&run_native_with_events(&w, &task, &url_b), 0);
+    // Flushing B leaves A's event where it is, and says so (exit 4).
+    let o = w.er(&["events", "--events", &url_b, "flush"]);
+    assert_exit(&o, 4);
+    assert!(stderr(&o).contains(&url_a), "{}", stderr(&o));
+    let ids: Vec<String> = rx_b
+        .accepted()
+        .iter()
+        .map(|r| {
+            let e: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            e["data"]["task_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids, ["t-for-b"], "B got events spooled for A");
+    // With an HTTP sink configured (B), A's stranded event is still reported, and flush
+    // fails naming its destination.
+    w.write_config(&format!(
+        "[[events.sinks]]\ntype = \"http\"\nname = \"b\"\nurl = {url_b:?}\n"
+    ));
+    let o = w.er(&["events", "flush"]);
+    assert_exit(&o, 4);
+    assert!(stderr(&o).contains(&url_a), "{}", stderr(&o));
+    let o = w.er(&["events", "status"]);
+    assert!(stdout(&o).contains(&url_a), "{}", stdout(&o));
+    // Delivered to A once A is up.
+    let rx_a = Receiver::start(port_a);
+    assert_exit(&w.er(&["events", "--events", &url_a, "flush"]), 0);
+    assert_eq!(rx_a.accepted().len(), 1);
 }

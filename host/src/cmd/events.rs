@@ -97,15 +97,41 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
     if let Some(spec) = &args.events {
         config.events.sinks = vec![super::run::parse_sink(spec)?];
     }
-    let has_http = config
+    // Spools no configured sink owns (left by `run --events http://...`, or by a sink that
+    // was renamed or removed) are always reported, configured sinks or not.
+    let owned: Vec<PathBuf> = config
         .events
         .sinks()
         .iter()
-        .any(|s| matches!(s, edge_runner::events::SinkConfig::Http { .. }));
-    if !has_http && !matches!(args.command, EventsCommand::Validate { .. }) {
-        // Events spooled by `run --events http://...` belong to no configured sink: say
-        // where they are and how to deliver them, and do not report success over them.
-        let stranded = edge_runner::events::spooled_events(&config.state_dir);
+        .filter_map(|s| match s {
+            edge_runner::events::SinkConfig::Http { name, .. } => Some(name.clone()),
+            _ => None,
+        })
+        .flat_map(|name| {
+            let (spool, dead) = edge_runner::events::spool_dirs(&config.state_dir, &name);
+            [spool, dead]
+        })
+        .collect();
+    let stranded: Vec<(PathBuf, usize)> = edge_runner::events::spooled_events(&config.state_dir)
+        .into_iter()
+        .filter(|(dir, _)| !owned.contains(dir))
+        .collect();
+    let describe = |dir: &PathBuf, n: usize| {
+        // A dead-letter directory's destination is recorded in its spool's directory.
+        let spool_dir = match (dir.parent(), dir.file_name()) {
+            (Some(kind), Some(name)) if kind.file_name().is_some_and(|k| k == "dead-letter") => {
+                kind.with_file_name("spool").join(name)
+            }
+            _ => dir.clone(),
+        };
+        let destination = edge_runner::events::spool_destination(&spool_dir)
+            .unwrap_or_else(|| "http://URL".into());
+        format!(
+            "{}: {n} event(s) of an unconfigured sink; deliver with `edge-runner events --events {destination} flush`",
+            dir.display()
+        )
+    };
+    if owned.is_empty() && !matches!(args.command, EventsCommand::Validate { .. }) {
         if stranded.is_empty() {
             let _ = writeln!(std::io::stdout().lock(), "{NO_HTTP_SINK}");
             return Ok(Exit::Ok);
@@ -113,25 +139,15 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
         if matches!(args.command, EventsCommand::Status { .. }) {
             let mut out = std::io::stdout().lock();
             for (dir, n) in &stranded {
-                let _ = writeln!(
-                    out,
-                    "{}: {n} event(s) of an unconfigured sink; deliver with \
-                     `edge-runner events --events http://URL flush`",
-                    dir.display()
-                );
+                let _ = writeln!(out, "{}", describe(dir, *n));
             }
             return Ok(Exit::Ok);
         }
-        let list: Vec<String> = stranded
-            .iter()
-            .map(|(dir, n)| format!("{} ({n})", dir.display()))
-            .collect();
+        let list: Vec<String> = stranded.iter().map(|(d, n)| describe(d, *n)).collect();
         return Err(Failure::Runner(anyhow::anyhow!(
-            "events are spooled for a sink the configuration does not have: {}. They were \
-             spooled by `run --events http://...`; deliver them with \
-             `edge-runner events --events http://URL flush` (the same URL, and the same \
-             --state if one was given), or add the sink to the configuration",
-            list.join(", ")
+            "events are spooled for a sink the configuration does not have (spooled by `run \
+             --events http://...` or a renamed sink; give the same --state if one was given): {}",
+            list.join("; ")
         )));
     }
     match args.command {
@@ -162,6 +178,16 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
                     let _ = writeln!(out, "  dead letter {}: {reason}", path.display());
                 }
             }
+            for (dir, n) in &stranded {
+                let _ = writeln!(out, "{}", describe(dir, *n));
+            }
+            if !stranded.is_empty() {
+                let list: Vec<String> = stranded.iter().map(|(d, n)| describe(d, *n)).collect();
+                return Err(Failure::Runner(anyhow::anyhow!(
+                    "events are spooled for sinks the configuration does not have: {}",
+                    list.join("; ")
+                )));
+            }
             if clean {
                 Ok(Exit::Ok)
             } else {
@@ -177,6 +203,14 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
                 .map_err(|e| Failure::Runner(e.into()))?;
             let mut out = std::io::stdout().lock();
             let written = if json {
+                let unconfigured = stranded.iter().map(|(dir, n)| {
+                    serde_json::json!({
+                        "sink": null,
+                        "spool_dir": dir,
+                        "pending": n,
+                        "destination": edge_runner::events::spool_destination(dir),
+                    })
+                });
                 let rows: Vec<_> = status
                     .iter()
                     .map(|s| {
@@ -191,6 +225,7 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
                             "next_attempt_in_ms": s.next_attempt_in.as_millis() as u64,
                         })
                     })
+                    .chain(unconfigured)
                     .collect();
                 serde_json::to_writer_pretty(&mut out, &rows)
                     .map_err(std::io::Error::other)
@@ -214,6 +249,11 @@ pub fn run(global: &Global, args: EventsArgs) -> CmdResult {
             written.map_err(|e| {
                 Failure::Runner(anyhow::Error::new(e).context("failed to write the status"))
             })?;
+            if !json {
+                for (dir, n) in &stranded {
+                    let _ = writeln!(out, "{}", describe(dir, *n));
+                }
+            }
             Ok(Exit::Ok)
         }
         EventsCommand::Requeue => {

@@ -100,8 +100,16 @@ pub(super) fn parse_sink(spec: &str) -> Result<SinkConfig, Failure> {
         return Ok(template);
     }
     if spec.starts_with("http://") || spec.starts_with("https://") {
-        let template: SinkConfig = toml::from_str(&format!("type = \"http\"\nurl = {spec:?}\n"))
-            .map_err(|e| Failure::Usage(anyhow::anyhow!("--events {spec}: {e}")))?;
+        // One spool per destination (issue 18: ad-hoc sinks shared one spool, and a later
+        // run delivered events spooled for one URL to another).
+        let name = format!(
+            "adhoc-{}",
+            &edge_runner::digest::Digest::of(spec.as_bytes()).hex()[..16]
+        );
+        let template: SinkConfig = toml::from_str(&format!(
+            "type = \"http\"\nurl = {spec:?}\nname = {name:?}\n"
+        ))
+        .map_err(|e| Failure::Usage(anyhow::anyhow!("--events {spec}: {e}")))?;
         return Ok(template);
     }
     Err(Failure::Usage(anyhow::anyhow!(

@@ -132,6 +132,11 @@ pub fn spooled_events(state_dir: &Path) -> Vec<(PathBuf, usize)> {
     found
 }
 
+/// The receiver a spool directory's events are for (recorded when its sink opened it).
+pub fn spool_destination(dir: &Path) -> Option<String> {
+    sinks::spool::destination(dir)
+}
+
 /// What the event pipeline needs from the runner's configuration. The configuration
 /// implements it (`crate::config`), so that configuration depends on events and not the
 /// other way round.
@@ -281,6 +286,8 @@ impl EventSinks {
                     let (dir, dead) = spool_dirs(config.state_dir(), &name);
                     let spool =
                         Spool::open(&dir, &dead, ev.spool.limits()).map_err(EventsError::Spool)?;
+                    sinks::spool::bind_destination(&dir, url.as_str())
+                        .map_err(EventsError::Spool)?;
                     Sink::Http(Box::new(HttpSink::new(
                         &name,
                         &url,

@@ -42,6 +42,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// How long one pull request may stay unanswered (its own expiry is 250 ms).
+const PULL_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long the runner waits for the server to acknowledge one publication.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Events are deduplicated by id within this window (a republish from the outbox later
@@ -375,8 +377,16 @@ async fn pull_loop(
         };
         let mut got = 0usize;
         loop {
+            // A pull request lost in a server restart never ends on its own: give up on it
+            // after its expiry plus a margin, and ask again.
             let item = tokio::select! {
-                m = batch.next() => m,
+                m = tokio::time::timeout(PULL_TIMEOUT, batch.next()) => match m {
+                    Ok(m) => m,
+                    Err(_) => {
+                        tracing::debug!(tenant = %tenant, "pull request unanswered; asking again");
+                        break;
+                    }
+                },
                 () = &mut shutdown => {
                     // Pulled, not started: hand it back at once.
                     while let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(50), batch.next()).await {

@@ -45,6 +45,51 @@ pub enum SpoolError {
         #[source]
         source: nix::Error,
     },
+    #[error(
+        "spool {path} holds {pending} event(s) for {held}, but its sink now delivers to \
+         {wanted}; deliver them first with `edge-runner events --events {held} flush`, or \
+         give the sink another name"
+    )]
+    OtherDestination {
+        path: PathBuf,
+        held: String,
+        wanted: String,
+        pending: usize,
+    },
+}
+
+/// The file in a spool directory naming the receiver its events are for.
+const DESTINATION_FILE: &str = ".destination";
+
+/// The receiver the events in spool `dir` are for, as recorded when it was opened.
+pub(crate) fn destination(dir: &Path) -> Option<String> {
+    std::fs::read_to_string(dir.join(DESTINATION_FILE))
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Binds spool `dir` to `url`: a spool holds events for one receiver only, so events
+/// spooled for one URL are never delivered to another (issue 18).
+pub(crate) fn bind_destination(dir: &Path, url: &str) -> Result<(), SpoolError> {
+    if let Some(held) = destination(dir)
+        && held != url
+    {
+        let pending = count_events(dir);
+        if pending > 0 {
+            return Err(SpoolError::OtherDestination {
+                path: dir.to_owned(),
+                held,
+                wanted: url.to_owned(),
+                pending,
+            });
+        }
+    } else if destination(dir).is_some() {
+        return Ok(());
+    }
+    let path = dir.join(DESTINATION_FILE);
+    crate::durable::replace(&path, format!("{url}\n").as_bytes(), 0o600)
+        .map_err(io("record the destination of", dir))
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SpoolError + 'a {
