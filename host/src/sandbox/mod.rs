@@ -35,16 +35,24 @@
 //!
 //! # Module map
 //!
-//! `policy` (the `[sandbox]` section), `support` (what the host can enforce), `plan`
-//! (policy + host = backend and protections, or a refusal), `native/` (namespaces, mounts,
-//! caps, seccomp, AppArmor, rlimits; step order in `native/init.rs`), `runsc/` (OCI bundle
-//! via oci-spec, private state, sweeping), `seccomp` (the deny table for both backends),
-//! `posture` (confirming the child's posture from /proc), `output` (bounded concurrent
-//! capture), `cgroup`, `state` (run directories and locks), `apparmor` (the shipped
-//! profiles), and `sys`, the only module with `unsafe` code.
+//! The interface: `launch` (what a run gets: [`Launch`], [`Executable`]), `error`
+//! ([`SandboxError`]), `outcome` (what it gives back). Deciding: `policy` (the `[sandbox]`
+//! section), `support` (what the host can enforce), `plan` (policy + host = backend and
+//! protections, or a refusal). Shared by both backends: `context` (one run's inputs, its
+//! cgroup and posture record), `view` (the tool's path, base environment and masked
+//! paths), `supervise` (deadline, SIGTERM, grace, SIGKILL, drain, accounting), `output`
+//! (bounded concurrent capture), `cgroup`, `state` (run directories and locks), `seccomp`
+//! (the syscall table, compiled for both), `apparmor` (the shipped profiles). The
+//! backends: `native/` (namespaces, mounts, caps, seccomp, AppArmor, rlimits; step order
+//! in `native/init.rs`) and `runsc/` (OCI bundle via oci-spec, private state, sweeping).
+//! `posture` confirms the native child's posture from /proc, and `sys` is the only module
+//! with `unsafe` code.
 
 pub mod apparmor;
 pub mod cgroup;
+mod context;
+mod error;
+mod launch;
 mod native;
 mod outcome;
 mod output;
@@ -54,148 +62,19 @@ mod posture;
 mod runsc;
 pub mod seccomp;
 mod state;
+mod supervise;
 pub mod support;
 mod sys;
+mod view;
 
-pub use native::mounts::TOOL_PATH;
+pub use error::SandboxError;
+pub use launch::{Executable, Launch};
 pub use outcome::{Captured, Outcome, Posture, Termination};
 pub use policy::{BackendChoice, Requirement, RunLimits, SandboxPolicy};
+pub use view::{TOOL_PATH, base_env};
 
-use crate::reason::Refusal;
 use std::path::{Path, PathBuf};
 use std::sync::Once;
-
-/// The environment every tool starts from, before the manifest's own variables (which may
-/// not override these: see `manifest::env`). `HOME` and `TMPDIR` point at the private
-/// `/tmp`; `PATH` is the standard one of the sandbox root.
-pub fn base_env() -> Vec<(String, String)> {
-    [
-        (
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        ),
-        ("HOME", "/tmp"),
-        ("TMPDIR", "/tmp"),
-        ("LANG", "C.UTF-8"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-/// The verified executable a run executes.
-#[derive(Debug)]
-pub struct Executable {
-    file: std::fs::File,
-    path: PathBuf,
-}
-
-impl Executable {
-    /// `file` must be an open read-only handle on the private, runner-owned copy at `path`
-    /// that holds exactly the verified bytes.
-    pub fn new(file: std::fs::File, path: PathBuf) -> Self {
-        Self { file, path }
-    }
-
-    /// The private copy's path (bind-mounted by runsc).
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// One run's input.
-#[derive(Debug)]
-pub struct Launch {
-    pub executable: Executable,
-    /// Arguments after the program name (the tool's `argv[0]` is [`TOOL_PATH`]).
-    pub args: Vec<String>,
-    /// The complete environment; nothing of the runner's is inherited.
-    pub env: Vec<(String, String)>,
-    /// Written to the tool's stdin, which is then closed (the manifest's `parameters`).
-    pub stdin: Vec<u8>,
-    pub limits: RunLimits,
-}
-
-/// Why a run did not produce an outcome.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// A required protection is not available, or the sandbox came up in another posture.
-    #[error(transparent)]
-    Refused(Refusal),
-    #[error("the sandbox policy is invalid: {message}")]
-    InvalidPolicy { message: String },
-    #[error("the launch is invalid: {message}")]
-    InvalidLaunch { message: String },
-    #[error(
-        "the sandbox policy lacks the runner's state directory and secrets (SandboxPolicy::with_runner)"
-    )]
-    NoRunnerContext,
-    #[error("failed to {what}")]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("failed to {step} in the sandbox: {errno}")]
-    Child {
-        step: String,
-        errno: nix::errno::Errno,
-    },
-    #[error("failed to execute the tool: {errno}")]
-    Exec { errno: nix::errno::Errno },
-    #[error("failed to run the tool under runsc: {message}")]
-    Runsc { message: String },
-}
-
-impl SandboxError {
-    /// The refusal, when the task was refused rather than the runner failing.
-    pub fn refusal(&self) -> Option<Refusal> {
-        match self {
-            SandboxError::Refused(r) => Some(r.clone()),
-            _ => None,
-        }
-    }
-}
-
-/// A sandbox refusal keeps its own reason; anything else is the runner's failure to set
-/// up or supervise the run.
-impl crate::reason::Refuse for SandboxError {
-    fn reason(&self) -> crate::reason::Reason {
-        match self {
-            SandboxError::Refused(r) => r.reason,
-            _ => crate::reason::Reason::SandboxFailed,
-        }
-    }
-
-    fn to_refusal(&self) -> Refusal {
-        match self {
-            SandboxError::Refused(r) => r.clone(),
-            other => Refusal::new(self.reason(), crate::reason::chain(other)),
-        }
-    }
-}
-
-fn check_launch(launch: &Launch) -> Result<(), SandboxError> {
-    let invalid = |message: String| SandboxError::InvalidLaunch { message };
-    launch
-        .limits
-        .check()
-        .map_err(|m| invalid(format!("limits: {m}")))?;
-    for (k, _) in &launch.env {
-        if k.is_empty() || k.contains('=') {
-            return Err(invalid(format!(
-                "environment variable name {k:?} is empty or contains '='"
-            )));
-        }
-    }
-    if !launch.executable.path.is_absolute() {
-        return Err(invalid(format!(
-            "the executable path {} is not absolute",
-            launch.executable.path.display()
-        )));
-    }
-    Ok(())
-}
 
 /// Runs `launch` under `policy`. See the module documentation.
 pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxError> {
@@ -259,7 +138,7 @@ impl Prepared<'_> {
             plan,
             mut clock,
         } = self;
-        check_launch(&launch)?;
+        launch.check()?;
 
         static SWEEP: Once = Once::new();
         SWEEP.call_once(|| {
@@ -283,14 +162,16 @@ impl Prepared<'_> {
         })?;
         tracing::debug!(run = %run.id, backend = plan.backend.name(), "sandbox run");
         clock.lap("run_dir");
-        let cgroups = host.cgroups.as_ref().filter(|_| plan.cgroups);
+        let ctx = context::RunContext {
+            policy,
+            plan: &plan,
+            run: &run,
+            cgroups: host.cgroups.as_ref().filter(|_| plan.cgroups),
+            state_dir: &state_dir,
+        };
         let result = match &plan.backend {
-            plan::Backend::Native => {
-                native::run(policy, &plan, launch, &run, cgroups, &state_dir, &mut clock)
-            }
-            plan::Backend::Runsc { binary } => {
-                runsc::run(policy, &plan, binary, launch, &run, cgroups, &state_dir)
-            }
+            plan::Backend::Native => native::run(&ctx, launch, &mut clock),
+            plan::Backend::Runsc { binary } => runsc::run(&ctx, binary, launch, &mut clock),
         };
         clock.lap("backend");
         if let Err(e) = run.finish() {

@@ -63,7 +63,21 @@ fn refuse(reason: Reason, message: String) -> Refusal {
 
 /// Decides the plan, or refuses.
 pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refusal> {
-    let backend = match policy.backend {
+    let backend = backend(policy, host)?;
+    let (apparmor_profile, apparmor_absent) = apparmor(policy, host, &backend)?;
+    let seccomp = seccomp(policy, host, &backend)?;
+    let cgroups = cgroups(policy, host)?;
+    Ok(Plan {
+        backend,
+        apparmor_profile,
+        apparmor_absent,
+        seccomp,
+        cgroups,
+    })
+}
+
+fn backend(policy: &SandboxPolicy, host: &HostSupport) -> Result<Backend, Refusal> {
+    Ok(match policy.backend {
         BackendChoice::Runsc => match &host.runsc {
             Some(binary) => Backend::Runsc {
                 binary: binary.clone(),
@@ -102,13 +116,20 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
             }
             Backend::Native
         }
-    };
+    })
+}
 
+/// The AppArmor profile to enforce, or the posture word for its absence.
+fn apparmor(
+    policy: &SandboxPolicy,
+    host: &HostSupport,
+    backend: &Backend,
+) -> Result<(Option<String>, &'static str), Refusal> {
     let profile = match backend {
         Backend::Native => &policy.apparmor_profile,
         Backend::Runsc { .. } => &policy.apparmor_runsc_profile,
     };
-    let (apparmor_profile, apparmor_absent) = match (policy.apparmor, &host.apparmor) {
+    Ok(match (policy.apparmor, &host.apparmor) {
         (Requirement::Off, _) => (None, "off"),
         (_, AppArmor::Enabled { .. }) if host.apparmor_profile_loaded(profile) => {
             (Some(profile.clone()), "off")
@@ -133,9 +154,11 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
                 ),
             ));
         }
-    };
+    })
+}
 
-    let seccomp = match (&backend, policy.seccomp) {
+fn seccomp(policy: &SandboxPolicy, host: &HostSupport, backend: &Backend) -> Result<bool, Refusal> {
+    Ok(match (backend, policy.seccomp) {
         (_, Requirement::Off) => false,
         // gVisor filters every call itself; the in-sandbox rules need nothing from the host.
         (Backend::Runsc { .. }, _) => true,
@@ -159,9 +182,11 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
                 }
             }
         }
-    };
+    })
+}
 
-    let cgroups = match (policy.cgroups, &host.cgroups) {
+fn cgroups(policy: &SandboxPolicy, host: &HostSupport) -> Result<bool, Refusal> {
+    Ok(match (policy.cgroups, &host.cgroups) {
         (Requirement::Off, _) => false,
         (_, Some(_)) => true,
         (Requirement::IfAvailable, None) => {
@@ -180,14 +205,6 @@ pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refus
                     .to_owned(),
             ));
         }
-    };
-
-    Ok(Plan {
-        backend,
-        apparmor_profile,
-        apparmor_absent,
-        seccomp,
-        cgroups,
     })
 }
 

@@ -6,14 +6,12 @@
 //! a private size-capped `/tmp`; a read-only `/run` holding only the tool at
 //! `/run/edge-runner/tool`; and every masked path covered.
 
-use super::super::SandboxError;
+use super::super::error::SandboxError;
+use super::super::view::{Mask, REPLACED, TOOL_PATH, under};
 use nix::mount::MsFlags;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt as _;
-use std::path::{Path, PathBuf};
-
-/// Where the tool appears inside both backends.
-pub const TOOL_PATH: &str = "/run/edge-runner/tool";
+use std::path::Path;
 
 /// One step of the plan.
 #[derive(Debug)]
@@ -99,57 +97,10 @@ impl Op {
     }
 }
 
-/// A path hidden in the sandbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Mask {
-    /// The path inside the sandbox.
-    pub path: PathBuf,
-    pub dir: bool,
-}
-
 fn cstring(p: impl AsRef<Path>) -> Result<CString, SandboxError> {
     CString::new(p.as_ref().as_os_str().as_bytes()).map_err(|_| SandboxError::InvalidLaunch {
         message: format!("path {} contains a NUL byte", p.as_ref().display()),
     })
-}
-
-fn under(root: &Path, inside: &Path) -> PathBuf {
-    root.join(inside.strip_prefix("/").unwrap_or(inside))
-}
-
-/// Mounts the sandbox always replaces; masks under them are moot.
-const REPLACED: &[&str] = &["/proc", "/sys", "/dev", "/tmp", "/run"];
-
-/// Resolves masked paths against `rootfs`: follows symlinks (staying inside the rootfs),
-/// drops missing paths, paths under a replaced mount or under another masked directory.
-pub(crate) fn resolve_masks(rootfs: &Path, paths: &[PathBuf]) -> Vec<Mask> {
-    let mut masks: Vec<Mask> = Vec::new();
-    for p in paths {
-        let outside = under(rootfs, p);
-        let Ok(real) = std::fs::canonicalize(&outside) else {
-            continue;
-        };
-        let Ok(inside) = real.strip_prefix(rootfs) else {
-            continue;
-        };
-        let inside = Path::new("/").join(inside);
-        if inside == Path::new("/") {
-            continue;
-        }
-        let dir = real.is_dir();
-        masks.push(Mask { path: inside, dir });
-    }
-    masks.sort_by(|a, b| a.path.cmp(&b.path));
-    masks.dedup();
-    let mut kept: Vec<Mask> = Vec::new();
-    for m in masks {
-        let replaced = REPLACED.iter().any(|r| m.path.starts_with(r));
-        let covered = kept.iter().any(|k| k.dir && m.path.starts_with(&k.path));
-        if !replaced && !covered {
-            kept.push(m);
-        }
-    }
-    kept
 }
 
 /// `/proc` entries hidden (as in the OCI runtime defaults): kernel memory, keys, timers,
@@ -197,198 +148,207 @@ pub(crate) fn plan(
             });
         }
     }
-    let at = |inside: &str| cstring(under(staging, Path::new(inside)));
-    let fixed = |flags| MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | flags;
-    let ro = MsFlags::MS_RDONLY;
-    let tmpfs = |target, flags, data: String| -> Result<Op, SandboxError> {
-        Ok(Op::Mount {
-            fstype: c"tmpfs".to_owned(),
-            target,
-            flags,
-            data: cstring(data)?,
-        })
+    let mut p = Planner {
+        staging,
+        ops: vec![
+            Op::MakePrivate,
+            Op::CloneReadOnly {
+                source: cstring(rootfs)?,
+                target: cstring(staging)?,
+                attr: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
+            },
+        ],
     };
-    let mut ops = vec![
-        Op::MakePrivate,
-        Op::CloneReadOnly {
-            source: cstring(rootfs)?,
-            target: cstring(staging)?,
-            attr: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
-        },
-        Op::Mount {
-            fstype: c"proc".to_owned(),
-            target: at("/proc")?,
-            flags: fixed(MsFlags::empty()),
-            data: CString::default(),
-        },
-    ];
-    let null = c"/dev/null";
-    for f in PROC_MASKED_FILES {
-        ops.push(Op::Bind {
-            source: null.to_owned(),
-            target: at(&format!("/proc/{f}"))?,
-            attr: ATTR_LOCKED_DOWN,
-            optional: true,
-        });
-    }
-    for d in PROC_MASKED_DIRS {
-        if Path::new("/proc").join(d).is_dir() {
-            ops.push(tmpfs(
-                at(&format!("/proc/{d}"))?,
-                fixed(ro),
-                "size=4k,nr_inodes=1,mode=555".into(),
-            )?);
-        }
-    }
-    for d in PROC_READ_ONLY {
-        let target = at(&format!("/proc/{d}"))?;
-        ops.push(Op::Bind {
-            source: target.clone(),
-            target,
-            attr: ATTR_LOCKED_DOWN,
-            optional: true,
-        });
-    }
-    ops.push(tmpfs(
-        at("/sys")?,
-        fixed(ro),
+    p.proc()?;
+    p.tmpfs(
+        "/sys",
+        fixed(MsFlags::MS_RDONLY),
         "size=4k,nr_inodes=1,mode=555".into(),
-    )?);
-
-    ops.push(tmpfs(
-        at("/dev")?,
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        "size=64k,nr_inodes=64,mode=755".into(),
-    )?);
-    for d in DEVICES {
-        let target = at(&format!("/dev/{d}"))?;
-        ops.push(Op::Touch {
-            path: target.clone(),
-        });
-        ops.push(Op::Bind {
-            source: cstring(format!("/dev/{d}"))?,
-            target,
-            attr: ATTR_NOSUID | ATTR_NOEXEC,
-            optional: false,
-        });
-    }
-    for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        ops.push(Op::Symlink {
-            target: cstring(target)?,
-            link: at(&format!("/dev/{link}"))?,
-        });
-    }
-    ops.push(Op::Remount {
-        target: at("/dev")?,
-        attr: ATTR_LOCKED_DOWN,
-    });
-
-    ops.push(tmpfs(
-        at("/tmp")?,
+    )?;
+    p.dev()?;
+    p.tmpfs(
+        "/tmp",
         fixed(MsFlags::empty()),
         format!(
             "size={tmp_bytes},nr_inodes={},mode=700,uid={uid},gid={gid}",
             (tmp_bytes / 4096).clamp(64, 1 << 20)
         ),
-    )?);
+    )?;
+    p.run(tool)?;
+    p.masks(masks)?;
+    Ok(MountPlan {
+        staging: cstring(staging)?,
+        ops: p.ops,
+    })
+}
 
-    ops.push(tmpfs(
-        at("/run")?,
-        fixed(MsFlags::empty()),
-        "size=16k,nr_inodes=8,mode=755".into(),
-    )?);
-    ops.push(Op::Mkdir {
-        path: at("/run/edge-runner")?,
-    });
-    let tool_target = at(TOOL_PATH)?;
-    ops.push(Op::Touch {
-        path: tool_target.clone(),
-    });
-    // Read-only, so the tool cannot change (or chmod) the verified copy through
-    // /proc/self/exe or /dev/fd/3, even where its uid owns the file.
-    ops.push(Op::AttachTool {
-        source: cstring(tool.0)?,
-        dev: tool.1,
-        ino: tool.2,
-        target: tool_target,
-        attr: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
-    });
-    ops.push(Op::Remount {
-        target: at("/run")?,
-        attr: ATTR_LOCKED_DOWN,
-    });
+/// `nosuid,nodev,noexec` plus `flags`.
+fn fixed(flags: MsFlags) -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC | flags
+}
 
-    for m in masks {
-        let target = cstring(under(staging, &m.path))?;
-        if m.dir {
-            ops.push(tmpfs(
-                target,
-                fixed(ro),
-                "size=4k,nr_inodes=1,mode=000".into(),
-            )?);
-        } else {
-            // nodev makes the stand-in /dev/null impossible to open at all.
-            ops.push(Op::Bind {
-                source: null.to_owned(),
+/// Builds the operation list, paths relative to the staging root.
+struct Planner<'a> {
+    staging: &'a Path,
+    ops: Vec<Op>,
+}
+
+impl Planner<'_> {
+    fn at(&self, inside: &str) -> Result<CString, SandboxError> {
+        cstring(under(self.staging, Path::new(inside)))
+    }
+
+    fn tmpfs(&mut self, inside: &str, flags: MsFlags, data: String) -> Result<(), SandboxError> {
+        let target = self.at(inside)?;
+        self.tmpfs_at(target, flags, data)
+    }
+
+    fn tmpfs_at(
+        &mut self,
+        target: CString,
+        flags: MsFlags,
+        data: String,
+    ) -> Result<(), SandboxError> {
+        self.ops.push(Op::Mount {
+            fstype: c"tmpfs".to_owned(),
+            target,
+            flags,
+            data: cstring(data)?,
+        });
+        Ok(())
+    }
+
+    /// A fresh procfs with the kernel's sensitive files masked and some read-only.
+    fn proc(&mut self) -> Result<(), SandboxError> {
+        self.ops.push(Op::Mount {
+            fstype: c"proc".to_owned(),
+            target: self.at("/proc")?,
+            flags: fixed(MsFlags::empty()),
+            data: CString::default(),
+        });
+        for f in PROC_MASKED_FILES {
+            self.ops.push(Op::Bind {
+                source: c"/dev/null".to_owned(),
+                target: self.at(&format!("/proc/{f}"))?,
+                attr: ATTR_LOCKED_DOWN,
+                optional: true,
+            });
+        }
+        for d in PROC_MASKED_DIRS {
+            if Path::new("/proc").join(d).is_dir() {
+                self.tmpfs(
+                    &format!("/proc/{d}"),
+                    fixed(MsFlags::MS_RDONLY),
+                    "size=4k,nr_inodes=1,mode=555".into(),
+                )?;
+            }
+        }
+        for d in PROC_READ_ONLY {
+            let target = self.at(&format!("/proc/{d}"))?;
+            self.ops.push(Op::Bind {
+                source: target.clone(),
                 target,
                 attr: ATTR_LOCKED_DOWN,
+                optional: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// A minimal `/dev`: the harmless devices and the fd links, then read-only.
+    fn dev(&mut self) -> Result<(), SandboxError> {
+        self.tmpfs(
+            "/dev",
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            "size=64k,nr_inodes=64,mode=755".into(),
+        )?;
+        for d in DEVICES {
+            let target = self.at(&format!("/dev/{d}"))?;
+            self.ops.push(Op::Touch {
+                path: target.clone(),
+            });
+            self.ops.push(Op::Bind {
+                source: cstring(format!("/dev/{d}"))?,
+                target,
+                attr: ATTR_NOSUID | ATTR_NOEXEC,
                 optional: false,
             });
         }
+        for (link, target) in [
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            self.ops.push(Op::Symlink {
+                target: cstring(target)?,
+                link: self.at(&format!("/dev/{link}"))?,
+            });
+        }
+        self.ops.push(Op::Remount {
+            target: self.at("/dev")?,
+            attr: ATTR_LOCKED_DOWN,
+        });
+        Ok(())
     }
-    Ok(MountPlan {
-        staging: cstring(staging)?,
-        ops,
-    })
+
+    /// A read-only `/run` holding only the verified tool at [`TOOL_PATH`].
+    fn run(&mut self, tool: (&Path, u64, u64)) -> Result<(), SandboxError> {
+        self.tmpfs(
+            "/run",
+            fixed(MsFlags::empty()),
+            "size=16k,nr_inodes=8,mode=755".into(),
+        )?;
+        self.ops.push(Op::Mkdir {
+            path: self.at("/run/edge-runner")?,
+        });
+        let tool_target = self.at(TOOL_PATH)?;
+        self.ops.push(Op::Touch {
+            path: tool_target.clone(),
+        });
+        // Read-only, so the tool cannot change (or chmod) the verified copy through
+        // /proc/self/exe or /dev/fd/3, even where its uid owns the file.
+        self.ops.push(Op::AttachTool {
+            source: cstring(tool.0)?,
+            dev: tool.1,
+            ino: tool.2,
+            target: tool_target,
+            attr: ATTR_RDONLY | ATTR_NOSUID | ATTR_NODEV,
+        });
+        self.ops.push(Op::Remount {
+            target: self.at("/run")?,
+            attr: ATTR_LOCKED_DOWN,
+        });
+        Ok(())
+    }
+
+    /// An empty read-only directory or an unopenable file over each masked path.
+    fn masks(&mut self, masks: &[Mask]) -> Result<(), SandboxError> {
+        for m in masks {
+            let target = cstring(under(self.staging, &m.path))?;
+            if m.dir {
+                self.tmpfs_at(
+                    target,
+                    fixed(MsFlags::MS_RDONLY),
+                    "size=4k,nr_inodes=1,mode=000".into(),
+                )?;
+            } else {
+                // nodev makes the stand-in /dev/null impossible to open at all.
+                self.ops.push(Op::Bind {
+                    source: c"/dev/null".to_owned(),
+                    target,
+                    attr: ATTR_LOCKED_DOWN,
+                    optional: false,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_resolve_dedupe_and_skip_replaced_mounts() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
-        for d in ["etc/er", "var/lib/er/armory", "tmp/x", "real"] {
-            std::fs::create_dir_all(r.join(d)).unwrap();
-        }
-        std::fs::write(r.join("etc/er/keys.json"), "{}").unwrap();
-        std::os::unix::fs::symlink(r.join("real"), r.join("link")).unwrap();
-        let masks = resolve_masks(
-            &std::fs::canonicalize(r).unwrap(),
-            &[
-                "/etc/er/keys.json".into(),
-                "/var/lib/er".into(),
-                "/var/lib/er/armory".into(),
-                "/tmp/x".into(),
-                "/missing".into(),
-                "/link".into(),
-            ],
-        );
-        assert_eq!(
-            masks,
-            vec![
-                Mask {
-                    path: "/etc/er/keys.json".into(),
-                    dir: false
-                },
-                Mask {
-                    path: "/real".into(),
-                    dir: true
-                },
-                Mask {
-                    path: "/var/lib/er".into(),
-                    dir: true
-                },
-            ]
-        );
-    }
 
     #[test]
     fn plan_starts_read_only_and_ends_with_masks() {

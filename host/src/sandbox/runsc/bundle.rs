@@ -5,9 +5,9 @@
 //! groups, new pid/ipc/uts/mount/network namespaces, rlimits, the AppArmor profile name
 //! and the seccomp deny table. It only builds the document; `runsc/mod.rs` runs it.
 
-use super::super::native::mounts::{Mask, TOOL_PATH};
 use super::super::plan::Plan;
 use super::super::policy::{RunLimits, SandboxPolicy};
+use super::super::view::{Mask, TOOL_PATH};
 use oci_spec::runtime::{
     Capabilities, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxNamespaceBuilder,
     LinuxNamespaceType, Mount, MountBuilder, PosixRlimitBuilder, PosixRlimitType, ProcessBuilder,
@@ -63,6 +63,34 @@ fn mount(
 
 /// Builds the spec.
 pub(crate) fn build(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
+    let namespaces = NAMESPACES
+        .iter()
+        .map(|(typ, _)| LinuxNamespaceBuilder::default().typ(*typ).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut linux = LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
+        .readonly_paths(oci_spec::runtime::get_default_readonly_paths());
+    if input.plan.seccomp {
+        linux = linux.seccomp(super::super::seccomp::oci_section()?);
+    }
+    Ok(SpecBuilder::default()
+        .version("1.0.2")
+        .root(
+            RootBuilder::default()
+                .path(input.policy.rootfs.clone())
+                .readonly(true)
+                .build()?,
+        )
+        .hostname("sandbox")
+        .process(process(input)?)
+        .mounts(mounts(input)?)
+        .linux(linux.build()?)
+        .build()?)
+}
+
+/// The tool's process: argv, environment, identity, no capabilities, rlimits.
+fn process(input: &BundleInput<'_>) -> Result<oci_spec::runtime::Process, BundleError> {
     let p = input.policy;
     let l = input.limits;
     let none = Capabilities::new();
@@ -116,8 +144,12 @@ pub(crate) fn build(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
         process = process.apparmor_profile(p.apparmor_profile.clone());
         let _ = profile;
     }
-    let process = process.build()?;
+    Ok(process.build()?)
+}
 
+/// The view: procfs, a minimal /dev, empty /sys and /run, private /tmp, the tool, masks.
+fn mounts(input: &BundleInput<'_>) -> Result<Vec<Mount>, BundleError> {
+    let p = input.policy;
     let (size, uid, gid) = (
         format!("size={}", p.tmp_bytes),
         format!("uid={}", p.uid),
@@ -170,31 +202,7 @@ pub(crate) fn build(input: &BundleInput<'_>) -> Result<Spec, BundleError> {
         });
     }
 
-    let namespaces = NAMESPACES
-        .iter()
-        .map(|(typ, _)| LinuxNamespaceBuilder::default().typ(*typ).build())
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut linux = LinuxBuilder::default()
-        .namespaces(namespaces)
-        .masked_paths(oci_spec::runtime::get_default_maskedpaths())
-        .readonly_paths(oci_spec::runtime::get_default_readonly_paths());
-    if input.plan.seccomp {
-        linux = linux.seccomp(super::super::seccomp::oci_section()?);
-    }
-
-    Ok(SpecBuilder::default()
-        .version("1.0.2")
-        .root(
-            RootBuilder::default()
-                .path(p.rootfs.clone())
-                .readonly(true)
-                .build()?,
-        )
-        .hostname("sandbox")
-        .process(process)
-        .mounts(mounts)
-        .linux(linux.build()?)
-        .build()?)
+    Ok(mounts)
 }
 
 #[cfg(test)]

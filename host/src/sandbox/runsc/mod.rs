@@ -1,64 +1,106 @@
-//! The runsc (gVisor) backend: writes the run's OCI bundle, starts `runsc run` with a
-//! private state root (`<state_dir>/sandbox/runsc`), no network, the bundle's seccomp rules
-//! loaded inside gVisor, runsc's own log in the run directory, and the whole runsc process
-//! tree in the run's cgroup, under the AppArmor runsc profile when AppArmor is in force and
-//! with SIGKILL on the runner's death. On timeout the tool gets SIGTERM (runsc forwards
-//! it), then everything in the cgroup SIGKILL. Every container is deleted after its run;
-//! [`delete_container`] also serves the sweep of a crashed runner's leftovers.
+//! The runsc (gVisor) backend. A run reads as its steps: write the run's OCI bundle
+//! (`bundle`), create the run's cgroup, start `runsc run` with a private state root
+//! (`<state_dir>/sandbox/runsc`), no network, the bundle's seccomp rules loaded inside
+//! gVisor, runsc's own log in the run directory, the whole runsc process tree in the run's
+//! cgroup, under the AppArmor runsc profile when AppArmor is in force and with SIGKILL on
+//! the runner's death; supervise it (`supervise`: on timeout the tool gets SIGTERM, which
+//! runsc forwards, then everything in the cgroup SIGKILL); reap, collect, read how it
+//! ended, account, delete the container. [`delete_container`] also serves the sweep of a
+//! crashed runner's leftovers.
 
 pub(crate) mod bundle;
 
-use super::cgroup::{CgroupLimits, Layout, RunCgroup};
-use super::native::mounts;
-use super::outcome::{Outcome, Posture, Termination};
-use super::output::{Pump, Wake};
-use super::plan::Plan;
-use super::policy::SandboxPolicy;
-use super::state::Run;
-use super::{Launch, SandboxError, sys};
+use super::cgroup::{CgroupLimits, RunCgroup};
+use super::context::RunContext;
+use super::error::{SandboxError, errno_err, io_err};
+use super::launch::Launch;
+use super::outcome::{Outcome, Termination};
+use super::output::Pump;
+use super::supervise::{self, Ending, Supervised};
+use super::{state, sys, view};
+use crate::timing::StageClock;
 use std::ffi::CString;
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Host tasks gVisor needs: the sentry's and gofer's threads plus, on the ptrace platform,
-/// stub processes and threads for every process of the tool (measured: a 32-process fork
-/// bomb peaks near 1,500 host tasks). The tool's own process count is enforced inside
-/// gVisor (RLIMIT_NPROC); this host cap only bounds gVisor itself.
-const RUNSC_PIDS_BASE: u64 = 1024;
-const RUNSC_PIDS_PER_PROCESS: u64 = 64;
+use std::time::Instant;
 
 fn runsc_root(state_dir: &Path) -> PathBuf {
-    super::state::sandbox_dir(state_dir).join("runsc")
+    state::sandbox_dir(state_dir).join("runsc")
 }
 
-fn io_err(what: &str) -> impl FnOnce(io::Error) -> SandboxError + '_ {
-    move |source| SandboxError::Io {
-        what: what.to_owned(),
-        source,
-    }
-}
-
-/// Runs `launch` under `plan` with runsc.
+/// Runs `launch` with runsc.
 pub(crate) fn run(
-    policy: &SandboxPolicy,
-    plan: &Plan,
+    ctx: &RunContext<'_>,
     binary: &Path,
     launch: Launch,
-    run: &Run,
-    cgroups: Option<&Layout>,
-    state_dir: &Path,
+    clock: &mut StageClock,
 ) -> Result<Outcome, SandboxError> {
-    let limits = launch.limits.clone();
-    let root = runsc_root(state_dir);
-    super::state::private_dir(&root).map_err(io_err("prepare runsc's state directory"))?;
+    let bundle_dir = write_bundle(ctx, &launch)?;
+    clock.lap("plan");
+    let cgroup = ctx.cgroup(CgroupLimits::runsc(
+        &launch.limits,
+        ctx.policy.runsc_overhead_bytes,
+    ))?;
+    let guard = Guard {
+        binary: binary.to_owned(),
+        state_dir: ctx.state_dir.to_owned(),
+        id: ctx.run.id.clone(),
+        cgroup,
+    };
+    clock.lap("cgroup");
+    let log = ctx.run.dir.join("runsc.log");
+    let (container, stdio) = Container::spawn(ctx, guard, &bundle_dir, &log)?;
+    let started = Instant::now();
+    clock.lap("clone");
+    let [stdin, stdout, stderr] = stdio;
+    let mut pump = Pump::new(
+        stdin,
+        launch.stdin,
+        stdout,
+        stderr,
+        launch.limits.output_bytes,
+    )
+    .map_err(io_err("prepare the tool's standard streams"))?;
+    let ending = supervise::until_exit(&container, &mut pump, started, &launch.limits)?;
+    clock.lap("tool");
+    let (status, reaped, guard) = container.reap()?;
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let (stdout, stderr) = supervise::collect(pump)?;
+    let termination = termination(status, ending, &log)?;
+    let mut guard = guard;
+    let usage = supervise::usage(guard.cgroup.take(), &reaped)?;
+    drop(guard); // deletes the container
+    clock.lap("teardown");
+    Ok(Outcome {
+        termination,
+        timed_out: ending.timed_out(),
+        stdout,
+        stderr,
+        wall_ms,
+        cpu_ms: usage.cpu_ms,
+        peak_memory_bytes: usage.peak_memory_bytes,
+        // --network=none leaves gVisor's own loopback up; nothing leaves the sandbox.
+        posture: ctx.posture(
+            "runsc",
+            bundle::NAMESPACES
+                .iter()
+                .map(|(_, n)| (*n).to_owned())
+                .collect(),
+            "loopback-only",
+        ),
+    })
+}
 
-    let bundle_dir = run.dir.join("bundle");
+/// Writes `<run>/bundle/config.json` (and the stand-in for masked files); returns the
+/// bundle directory.
+fn write_bundle(ctx: &RunContext<'_>, launch: &Launch) -> Result<PathBuf, SandboxError> {
+    let root = runsc_root(ctx.state_dir);
+    state::private_dir(&root).map_err(io_err("prepare runsc's state directory"))?;
+    let bundle_dir = ctx.run.dir.join("bundle");
     std::fs::create_dir(&bundle_dir).map_err(io_err("create the bundle directory"))?;
-    let masked_file = run.dir.join("masked");
+    let masked_file = ctx.run.dir.join("masked");
     {
         use std::os::unix::fs::OpenOptionsExt as _;
         std::fs::OpenOptions::new()
@@ -68,238 +110,52 @@ pub(crate) fn run(
             .open(&masked_file)
             .map_err(io_err("create the stand-in for masked files"))?;
     }
-    let masks = mounts::resolve_masks(&policy.rootfs, &policy.all_masked_paths());
+    let masks = view::resolve_masks(&ctx.policy.rootfs, &ctx.policy.all_masked_paths());
+    let oci = |what: &str| {
+        let what = what.to_owned();
+        move |e: bundle::BundleError| SandboxError::Io {
+            what,
+            source: std::io::Error::other(e),
+        }
+    };
     let spec = bundle::build(&bundle::BundleInput {
-        policy,
-        plan,
+        policy: ctx.policy,
+        plan: ctx.plan,
         tool: launch.executable.path(),
         args: &launch.args,
         env: &launch.env,
-        limits: &limits,
+        limits: &launch.limits,
         masks: &masks,
         masked_file: &masked_file,
     })
-    .map_err(|e| SandboxError::Io {
-        what: "build the OCI bundle".into(),
-        source: io::Error::other(e),
-    })?;
+    .map_err(oci("build the OCI bundle"))?;
     spec.save(bundle_dir.join("config.json"))
-        .map_err(|e| SandboxError::Io {
-            what: "write the OCI bundle".into(),
-            source: io::Error::other(e),
-        })?;
-
-    let cgroup = match cgroups {
-        Some(layout) => Some(
-            RunCgroup::create(
-                layout,
-                &policy.cgroup_parent,
-                &run.id,
-                CgroupLimits {
-                    memory_bytes: limits
-                        .memory_bytes
-                        .saturating_add(policy.runsc_overhead_bytes),
-                    pids: limits
-                        .max_processes
-                        .saturating_mul(RUNSC_PIDS_PER_PROCESS)
-                        .saturating_add(RUNSC_PIDS_BASE),
-                },
-            )
-            .map_err(io_err("create the run's cgroup"))?,
-        ),
-        None => None,
-    };
-    let mut guard = Guard {
-        binary: binary.to_owned(),
-        state_dir: state_dir.to_owned(),
-        id: run.id.clone(),
-        cgroup,
-        child: None,
-    };
-
-    let log = run.dir.join("runsc.log");
-    let mut cmd = Command::new(binary);
-    cmd.arg(format!("--root={}", root.display()))
-        .arg("--network=none")
-        .arg("--ignore-cgroups")
-        .arg(format!("--log={}", log.display()))
-        .arg("--log-format=json");
-    if plan.seccomp {
-        cmd.arg("--oci-seccomp");
-    }
-    cmd.arg("run")
-        .arg(format!("--bundle={}", bundle_dir.display()))
-        .arg(&run.id)
-        .env_clear()
-        .current_dir(&run.dir);
-    let (stdin_r, stdin_w) = pipe()?;
-    let (stdout_r, stdout_w) = pipe()?;
-    let (stderr_r, stderr_w) = pipe()?;
-    cmd.stdin(Stdio::from(stdin_r))
-        .stdout(Stdio::from(stdout_w))
-        .stderr(Stdio::from(stderr_w));
-
-    // Between fork and exec (one thread: see `cgroup::JOIN_FILE_V1`): join the cgroup,
-    // die with the runner, enter the profile.
-    let procs: Vec<OwnedFd> = match &guard.cgroup {
-        Some(c) => c
-            .join_files()
-            .map_err(io_err("open the cgroup"))?
-            .into_iter()
-            .map(OwnedFd::from)
-            .collect(),
-        None => Vec::new(),
-    };
-    let apparmor =
-        match &plan.apparmor_profile {
-            Some(p) => Some(CString::new(format!("exec {p}")).map_err(|_| {
-                SandboxError::InvalidPolicy {
-                    message: "the AppArmor profile name contains a NUL byte".into(),
-                }
-            })?),
-            None => None,
-        };
-    let procs_raw: Vec<i32> = procs.iter().map(|f| f.as_raw_fd()).collect();
-    sys::before_exec(&mut cmd, move |/* child */| {
-        for fd in &procs_raw {
-            sys::write_all(*fd, b"0")?;
-        }
-        sys::set_parent_death_signal(libc::SIGKILL)?;
-        if let Some(request) = &apparmor {
-            super::apparmor::exec_transition(request)?;
-        }
-        Ok(())
-    });
-    let started = Instant::now();
-    let child = cmd.spawn().map_err(io_err("start runsc"))?;
-    drop(procs);
-    drop(cmd);
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let pidfd = sys::pidfd_open(pid).map_err(|e| SandboxError::Io {
-        what: "watch runsc".into(),
-        source: e.into(),
-    })?;
-    let watch = pidfd.try_clone().map_err(io_err("watch runsc"))?;
-    guard.child = Some((pid, pidfd));
-
-    let mut pump = Pump::new(
-        stdin_w,
-        launch.stdin,
-        stdout_r,
-        stderr_r,
-        limits.output_bytes,
-    )
-    .map_err(io_err("prepare the tool's standard streams"))?;
-    let deadline = started + Duration::from_millis(limits.timeout_ms);
-    let mut timed_out = false;
-    if pump
-        .run(watch.as_fd(), deadline)
-        .map_err(io_err("relay the tool's output"))?
-        == Wake::Deadline
-    {
-        timed_out = true;
-        // runsc forwards SIGTERM to the container's init.
-        let _ = sys::pidfd_send_signal(watch.as_fd(), libc::SIGTERM);
-        let grace = Instant::now() + Duration::from_millis(limits.kill_grace_ms);
-        if pump
-            .run(watch.as_fd(), grace)
-            .map_err(io_err("relay the tool's output"))?
-            == Wake::Deadline
-        {
-            guard.kill();
-            let hard = Instant::now() + Duration::from_secs(10);
-            if pump
-                .run(watch.as_fd(), hard)
-                .map_err(io_err("relay the tool's output"))?
-                == Wake::Deadline
-            {
-                return Err(SandboxError::Io {
-                    what: "kill the sandbox".into(),
-                    source: io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "runsc survived SIGKILL for 10 s",
-                    ),
-                });
-            }
-        }
-    }
-    let reaped = sys::wait4(pid).map_err(|e| SandboxError::Io {
-        what: "reap runsc".into(),
-        source: e.into(),
-    })?;
-    guard.child = None;
-    let wall_ms = started.elapsed().as_millis() as u64;
-    // A runsc killed by the cgroup leaves the sandbox's processes to die with it.
-    if let Some(c) = &guard.cgroup {
-        c.kill_all();
-    }
-    pump.drain(Instant::now() + Duration::from_secs(2))
-        .map_err(io_err("drain the tool's output"))?;
-    let (stdout, stderr) = pump.finish();
-
-    let runsc_error = read_log_error(&log);
-    let termination = if libc::WIFSIGNALED(reaped.status) {
-        if !timed_out {
-            return Err(SandboxError::Runsc {
-                message: format!(
-                    "runsc was killed by signal {}",
-                    libc::WTERMSIG(reaped.status)
-                ),
-            });
-        }
-        Termination::Signaled(libc::SIGKILL)
-    } else {
-        let code = libc::WEXITSTATUS(reaped.status);
-        if let Some(message) = runsc_error.filter(|_| code == 128 || !timed_out && code > 128) {
-            return Err(SandboxError::Runsc { message });
-        }
-        // `runsc run` exits with the container's status, or 128 + the signal that killed it.
-        match code {
-            129..=192 => Termination::Signaled(code - 128),
-            c => Termination::Exited(c),
-        }
-    };
-
-    let cg = guard.cgroup.take();
-    let (cpu_ms, peak) = match &cg {
-        Some(c) => (c.cpu_ns().map(|ns| ns / 1_000_000), c.peak_memory()),
-        None => (None, None),
-    };
-    if let Some(c) = cg {
-        c.remove().map_err(io_err("remove the run's cgroup"))?;
-    }
-    delete_container(binary, state_dir, &run.id);
-    Ok(Outcome {
-        termination,
-        timed_out,
-        stdout,
-        stderr,
-        wall_ms,
-        cpu_ms: cpu_ms.unwrap_or((reaped.user_us + reaped.system_us) / 1000),
-        peak_memory_bytes: peak.unwrap_or(reaped.max_rss_bytes),
-        posture: Posture {
-            backend: "runsc".into(),
-            namespaces: bundle::NAMESPACES
-                .iter()
-                .map(|(_, n)| (*n).to_owned())
-                .collect(),
-            capabilities: Vec::new(),
-            seccomp: plan.seccomp_posture().into(),
-            apparmor: plan.apparmor_posture(),
-            // --network=none leaves gVisor's own loopback up; nothing leaves the sandbox.
-            network: "loopback-only".into(),
-            uid: policy.uid,
-            gid: policy.gid,
-            no_new_privs: true,
-            read_only_root: true,
-        },
-    })
+        .map_err(|e| oci("write the OCI bundle")(e.into()))?;
+    Ok(bundle_dir)
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Io {
-        what: "create a pipe".into(),
-        source: e.into(),
+/// How the tool ended, from `runsc run`'s wait status: runsc exits with the container's
+/// status, or 128 + the signal that killed it. A runsc that failed itself (its log says
+/// why) is the runner's failure, not the tool's.
+fn termination(status: i32, ending: Ending, log: &Path) -> Result<Termination, SandboxError> {
+    let timed_out = ending.timed_out();
+    if libc::WIFSIGNALED(status) {
+        if !timed_out {
+            return Err(SandboxError::Runsc {
+                message: format!("runsc was killed by signal {}", libc::WTERMSIG(status)),
+            });
+        }
+        return Ok(Termination::Signaled(libc::SIGKILL));
+    }
+    let code = libc::WEXITSTATUS(status);
+    if (code == 128 || !timed_out && code > 128)
+        && let Some(message) = read_log_error(log)
+    {
+        return Err(SandboxError::Runsc { message });
+    }
+    Ok(match code {
+        129..=192 => Termination::Signaled(code - 128),
+        c => Termination::Exited(c),
     })
 }
 
@@ -356,18 +212,17 @@ pub(crate) fn delete_container(binary: &Path, state_dir: &Path, id: &str) {
     }
 }
 
-/// Owns the runsc process tree until it is reaped: dropping it kills everything in the
-/// run's cgroup (or the runsc process), reaps, deletes the container and the cgroup.
+/// What a run leaves to clean whether or not runsc started: dropping it kills everything
+/// in the run's cgroup, removes the cgroup and deletes the container.
 struct Guard {
     binary: PathBuf,
     state_dir: PathBuf,
     id: String,
     cgroup: Option<RunCgroup>,
-    child: Option<(nix::unistd::Pid, OwnedFd)>,
 }
 
 impl Guard {
-    fn kill(&self) {
+    fn kill_all(&self) {
         if let Some(c) = &self.cgroup {
             c.kill_all();
         } else {
@@ -381,23 +236,159 @@ impl Guard {
                 .stderr(Stdio::null())
                 .status();
         }
-        if let Some((_, fd)) = &self.child {
-            let _ = sys::pidfd_send_signal(fd.as_fd(), libc::SIGKILL);
-        }
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if let Some((pid, _)) = &self.child {
-            let pid = *pid;
-            self.kill();
-            let _ = sys::wait4(pid);
-            self.child = None;
-        }
         if let Some(c) = self.cgroup.take() {
             let _ = c.remove();
         }
         delete_container(&self.binary, &self.state_dir, &self.id);
     }
+}
+
+/// A started `runsc run` until it is reaped: dropping it early kills and reaps it.
+struct Container {
+    guard: Option<Guard>,
+    pid: nix::unistd::Pid,
+    pidfd: OwnedFd,
+}
+
+impl Container {
+    /// Starts `runsc run` for the bundle; returns it and the parent's ends of the tool's
+    /// stdin, stdout and stderr.
+    fn spawn(
+        ctx: &RunContext<'_>,
+        guard: Guard,
+        bundle_dir: &Path,
+        log: &Path,
+    ) -> Result<(Container, [OwnedFd; 3]), SandboxError> {
+        let mut cmd = Command::new(&guard.binary);
+        cmd.arg(format!("--root={}", runsc_root(ctx.state_dir).display()))
+            .arg("--network=none")
+            .arg("--ignore-cgroups")
+            .arg(format!("--log={}", log.display()))
+            .arg("--log-format=json");
+        if ctx.plan.seccomp {
+            cmd.arg("--oci-seccomp");
+        }
+        cmd.arg("run")
+            .arg(format!("--bundle={}", bundle_dir.display()))
+            .arg(&ctx.run.id)
+            .env_clear()
+            .current_dir(&ctx.run.dir);
+        let (stdin_r, stdin_w) = pipe()?;
+        let (stdout_r, stdout_w) = pipe()?;
+        let (stderr_r, stderr_w) = pipe()?;
+        cmd.stdin(Stdio::from(stdin_r))
+            .stdout(Stdio::from(stdout_w))
+            .stderr(Stdio::from(stderr_w));
+        let join: Vec<OwnedFd> = match &guard.cgroup {
+            Some(c) => c
+                .join_files()
+                .map_err(io_err("open the cgroup"))?
+                .into_iter()
+                .map(OwnedFd::from)
+                .collect(),
+            None => Vec::new(),
+        };
+        let apparmor = match &ctx.plan.apparmor_profile {
+            Some(p) => Some(CString::new(format!("exec {p}")).map_err(|_| {
+                SandboxError::InvalidPolicy {
+                    message: "the AppArmor profile name contains a NUL byte".into(),
+                }
+            })?),
+            None => None,
+        };
+        before_exec(
+            &mut cmd,
+            join.iter().map(|f| f.as_raw_fd()).collect(),
+            apparmor,
+        );
+        let child = cmd.spawn().map_err(io_err("start runsc"))?;
+        drop((join, cmd));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        match sys::pidfd_open(pid) {
+            Ok(pidfd) => Ok((
+                Container {
+                    guard: Some(guard),
+                    pid,
+                    pidfd,
+                },
+                [stdin_w, stdout_r, stderr_r],
+            )),
+            Err(e) => {
+                // No pidfd to watch it through: kill it now, reap it by pid.
+                guard.kill_all();
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = sys::wait4(pid);
+                Err(errno_err("watch runsc")(e))
+            }
+        }
+    }
+
+    /// Reaps runsc (which has exited) and kills what its sandbox may have left; returns
+    /// its wait status, its rusage and the guard, which still owns the cgroup.
+    fn reap(mut self) -> Result<(i32, sys::Reaped, Guard), SandboxError> {
+        let reaped = sys::wait4(self.pid).map_err(errno_err("reap runsc"))?;
+        let guard = self.guard.take().ok_or_else(|| SandboxError::Runsc {
+            message: "the run's guard was already taken".into(),
+        })?;
+        // A runsc killed by the cgroup leaves the sandbox's processes to die with it.
+        if let Some(c) = &guard.cgroup {
+            c.kill_all();
+        }
+        Ok((reaped.status, reaped, guard))
+    }
+}
+
+impl Supervised for Container {
+    fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    /// runsc forwards SIGTERM to the container's init.
+    fn terminate(&self) {
+        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM);
+    }
+
+    fn kill(&self) {
+        if let Some(g) = &self.guard {
+            g.kill_all();
+        }
+        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+    }
+
+    fn describe(&self) -> &'static str {
+        "runsc"
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        if self.guard.is_some() {
+            self.kill();
+            let _ = sys::wait4(self.pid);
+        }
+    }
+}
+
+/// Between fork and exec of runsc (one thread: see `cgroup::JOIN_FILE_V1`): join the
+/// cgroup, die with the runner, enter the profile. Allocation-free.
+fn before_exec(cmd: &mut Command, join: Vec<i32>, apparmor: Option<CString>) {
+    sys::before_exec(cmd, move || {
+        for fd in &join {
+            sys::write_all(*fd, b"0")?;
+        }
+        sys::set_parent_death_signal(libc::SIGKILL)?;
+        if let Some(request) = &apparmor {
+            super::apparmor::exec_transition(request)?;
+        }
+        Ok(())
+    });
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(errno_err("create a pipe"))
 }

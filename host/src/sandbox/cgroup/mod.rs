@@ -111,11 +111,40 @@ impl Layout {
 /// Permission is checked against the credentials that opened the file (the runner's).
 pub(crate) const JOIN_FILE_V1: &str = "tasks";
 
-/// Limits applied to one run's cgroup.
-#[derive(Debug, Clone, Copy)]
+/// Limits applied to one run's cgroup. A task's memory limit becomes the cgroup's here,
+/// for both backends, and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CgroupLimits {
     pub memory_bytes: u64,
     pub pids: u64,
+}
+
+/// Host tasks gVisor needs: the sentry's and gofer's threads plus, on the ptrace platform,
+/// stub processes and threads for every process of the tool (measured: a 32-process fork
+/// bomb peaks near 1,500 host tasks). The tool's own process count is enforced inside
+/// gVisor (RLIMIT_NPROC); this host cap only bounds gVisor itself.
+const RUNSC_PIDS_BASE: u64 = 1024;
+const RUNSC_PIDS_PER_PROCESS: u64 = 64;
+
+impl CgroupLimits {
+    /// The native sandbox: the tool's memory, its processes plus init.
+    pub(crate) fn native(limits: &super::policy::RunLimits) -> Self {
+        Self {
+            memory_bytes: limits.memory_bytes,
+            pids: limits.max_processes.saturating_add(1),
+        }
+    }
+
+    /// runsc: the tool's memory plus gVisor's own (`overhead_bytes`), and gVisor's tasks.
+    pub(crate) fn runsc(limits: &super::policy::RunLimits, overhead_bytes: u64) -> Self {
+        Self {
+            memory_bytes: limits.memory_bytes.saturating_add(overhead_bytes),
+            pids: limits
+                .max_processes
+                .saturating_mul(RUNSC_PIDS_PER_PROCESS)
+                .saturating_add(RUNSC_PIDS_BASE),
+        }
+    }
 }
 
 /// The cgroup of one run. Dropping it does not remove it: call [`RunCgroup::remove`].
