@@ -63,23 +63,7 @@ pub enum EventsCommand {
     /// Stops after --count events, or when none arrived for --idle seconds.
     ///
     /// Example: edge-runner events tail --nats nats://127.0.0.1:4222 --tenant acme --count 10
-    Tail(TailArgs),
-}
-
-/// `events tail` options.
-#[derive(Debug, Args)]
-pub struct TailArgs {
-    #[command(flatten)]
-    pub nats: super::task::NatsArgs,
-    /// Only this tenant's events.
-    #[arg(long)]
-    pub tenant: Option<String>,
-    /// Stop after this many events.
-    #[arg(long)]
-    pub count: Option<u64>,
-    /// Stop when no event arrived for this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
-    pub idle: u64,
+    Tail(super::task::TailArgs),
 }
 
 /// Said when a spool command finds nothing to work on.

@@ -63,6 +63,17 @@ pub fn run(global: &Global, args: ServeArgs) -> CmdResult {
         .map_err(|e| {
             Failure::Runner(anyhow::Error::new(e).context("failed to start the async runtime"))
         })?;
+    // The runner is opened once, before the first task (plugins compiled or loaded from
+    // the cache, keys validated, armory opened).
+    let runner = edge_runner::pipeline::Runner::open_long_lived(&config, config_file.as_deref())
+        .map_err(|e| Failure::Usage(e.into()))?;
+    let settings = edge_runner::fleet::ServeSettings {
+        fleet: config.fleet.clone(),
+        runner_id: config.runner.id.clone(),
+        state_dir: config.state_dir.clone(),
+        max_manifest_age_secs: config.claims.max_manifest_age_secs,
+        local_sinks: !config.events.sinks.is_empty(),
+    };
     let result = runtime.block_on(async {
         let shutdown = async {
             use tokio::signal::unix::{SignalKind, signal};
@@ -80,7 +91,7 @@ pub fn run(global: &Global, args: ServeArgs) -> CmdResult {
             }
             tracing::info!("signal received: draining");
         };
-        edge_runner::fleet::serve(&config, config_file.as_deref(), shutdown).await
+        edge_runner::fleet::serve(runner, settings, shutdown).await
     });
     // Tasks abandoned at the end of the grace period keep their blocking threads: do not
     // wait for them.

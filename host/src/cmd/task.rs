@@ -1,7 +1,6 @@
 //! `edge-runner task submit` and the NATS side of `events tail`: drive a fleet from a
 //! shell. The task is verified by the runner that pulls it, not here.
 
-use super::events::TailArgs;
 use super::{CmdResult, Exit, Failure, Global};
 use clap::{Args, Subcommand};
 use edge_runner::config::Config;
@@ -18,6 +17,22 @@ pub struct TaskArgs {
 #[derive(Debug, Subcommand)]
 pub enum TaskCommand {
     Submit(SubmitArgs),
+}
+
+/// `events tail` options.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Only this tenant's events.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop when no event arrived for this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub idle: u64,
 }
 
 /// The NATS server and subjects [default: the configuration's [fleet] section].

@@ -27,7 +27,7 @@ pub async fn submit(
     task: &[u8],
     tenant: &str,
 ) -> Result<Submitted, FleetError> {
-    if !super::config::is_token(tenant) {
+    if !crate::config::is_subject_token(tenant) {
         return Err(FleetError::Config(format!(
             "tenant {:?} cannot be a subject token",
             crate::text::printable(tenant)

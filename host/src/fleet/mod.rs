@@ -22,14 +22,12 @@
 //! and exits.
 
 pub mod client;
-pub mod config;
 pub mod guard;
 pub mod metrics;
 pub mod outbox;
 
-pub use config::FleetConfig;
+pub use crate::config::FleetConfig;
 
-use crate::config::Config;
 use crate::events::{Disposition, ExecutionRecord};
 use crate::pipeline::{Rejected, Runner, SetupError, Verdict};
 use crate::reason::{Reason, Refusal};
@@ -37,7 +35,6 @@ use async_nats::jetstream::{self, AckKind, consumer, kv, stream};
 use futures::StreamExt as _;
 use metrics::Metrics;
 use outbox::{Outbox, Pending};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -222,14 +219,37 @@ struct Shared {
     local_sinks: bool,
 }
 
-/// Runs `serve` until `shutdown` resolves, then drains. `config_file` names the file for
-/// masking in the sandbox.
+/// What `serve` needs besides the runner: the `[fleet]` section and the few facts of the
+/// rest of the configuration it acts on (so that `fleet` names what it uses, and the
+/// configuration depends on `fleet`, not the other way round).
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// `[fleet]`.
+    pub fleet: FleetConfig,
+    /// `[runner] id`: recorded with every pair in the replay guard.
+    pub runner_id: String,
+    /// The state directory (the event outbox lives under it).
+    pub state_dir: std::path::PathBuf,
+    /// `claims.max_manifest_age_secs`: the replay bucket must outlive it.
+    pub max_manifest_age_secs: u64,
+    /// Deliver events to the configured local sinks as well.
+    pub local_sinks: bool,
+}
+
+/// Runs `serve` with `runner` (opened once, long-lived; its replay guard is replaced by the
+/// fleet's) until `shutdown` resolves, then drains.
 pub async fn serve(
-    config: &Config,
-    config_file: Option<&Path>,
+    runner: Runner,
+    settings: ServeSettings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<ServeSummary, FleetError> {
-    let fleet = config.fleet.clone();
+    let ServeSettings {
+        fleet,
+        runner_id,
+        state_dir,
+        max_manifest_age_secs,
+        local_sinks,
+    } = settings;
     fleet.check().map_err(FleetError::Config)?;
     if fleet.tenants.is_empty() {
         return Err(FleetError::Config(
@@ -243,21 +263,11 @@ pub async fn serve(
         })?;
         tokio::spawn(metrics::serve_http(listener, metrics.clone()));
     }
-    let client = connect(&fleet, &config.runner.id).await?;
+    let client = connect(&fleet, &runner_id).await?;
     let js = jetstream::new(client.clone());
-    let bucket = ensure_jetstream(&js, &fleet, config.claims.max_manifest_age_secs).await?;
-
-    // The runner, opened once: long-lived plugin engine, the fleet's replay guard.
+    let bucket = ensure_jetstream(&js, &fleet, max_manifest_age_secs).await?;
     let runtime = tokio::runtime::Handle::current();
-    let runner_id = config.runner.id.clone();
-    let opened = {
-        let config = config.clone();
-        let file = config_file.map(Path::to_path_buf);
-        tokio::task::spawn_blocking(move || Runner::open_long_lived(&config, file.as_deref()))
-            .await
-            .map_err(|e| FleetError::Config(format!("runner setup panicked: {e}")))??
-    };
-    let runner = Arc::new(opened.with_replay_guard(Box::new(guard::FleetGuard::new(
+    let runner = Arc::new(runner.with_replay_guard(Box::new(guard::FleetGuard::new(
         bucket, runtime, &runner_id,
     ))));
     {
@@ -280,10 +290,10 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         runner,
         js: js.clone(),
-        outbox: Outbox::open(&config.state_dir)?,
+        outbox: Outbox::open(&state_dir)?,
         fleet: fleet.clone(),
         metrics: metrics.clone(),
-        local_sinks: !config.events.sinks.is_empty(),
+        local_sinks,
     });
     tokio::spawn(watch_connection(client.clone(), metrics.clone()));
     tokio::spawn(flush_outbox(shared.clone()));
@@ -312,7 +322,7 @@ pub async fn serve(
         consumers.push((tenant.clone(), c));
     }
     tracing::info!(
-        runner = %config.runner.id,
+        runner = %runner_id,
         tenants = %fleet.tenants.join(","),
         concurrency = fleet.concurrency(),
         "serving"

@@ -1,6 +1,7 @@
 //! The `[fleet]` section: where a `serve` runner pulls tasks from and publishes events to
 //! (a NATS JetStream server), which tenants it serves, how many tasks it runs at once,
-//! and where its health endpoint listens. Checked here; opened by `fleet`.
+//! and where its health endpoint listens. Checked here; used by `fleet`, which sits above
+//! the pipeline (so the section lives with the configuration, not with `fleet`).
 
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -118,7 +119,7 @@ fn yes() -> bool {
 
 /// One subject token: what a tenant name or a prefix token may be (no `.`, `*`, `>` or
 /// whitespace, which NATS gives meaning to).
-pub fn is_token(s: &str) -> bool {
+pub fn is_subject_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes()
@@ -144,7 +145,7 @@ impl FleetConfig {
             ));
         }
         for t in &self.tenants {
-            if !is_token(t) {
+            if !is_subject_token(t) {
                 return Err(format!(
                     "fleet.tenants: {:?} cannot be a subject token (letters, digits, _ - : @; \
                      no dots)",
@@ -156,7 +157,7 @@ impl FleetConfig {
             ("fleet.task_subject_prefix", &self.task_subject_prefix),
             ("fleet.event_subject_prefix", &self.event_subject_prefix),
         ] {
-            if !is_token(v) {
+            if !is_subject_token(v) {
                 return Err(format!("{key} {v:?} must be one subject token (no dots)"));
             }
         }
@@ -212,7 +213,7 @@ impl FleetConfig {
         subject
             .strip_prefix(self.task_subject_prefix.as_str())?
             .strip_prefix('.')
-            .filter(|t| is_token(t))
+            .filter(|t| is_subject_token(t))
     }
 }
 

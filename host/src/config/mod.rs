@@ -3,6 +3,10 @@
 //! and the limits applied to plugins, inputs and tasks. Unknown keys are refused naming the key and the file. This module
 //! only reads and checks the file; it opens nothing it names.
 
+mod fleet;
+
+pub use fleet::{FleetConfig, is_subject_token};
+
 use crate::manifest::{ClaimsConfig, EnvConfig, LimitsConfig};
 use crate::plugins::{PinnedFile, PluginLimits};
 use serde::{Deserialize, Serialize};
@@ -69,7 +73,7 @@ pub struct Config {
     pub events: crate::events::EventsConfig,
     /// `[fleet]`: NATS JetStream for `serve`, `task submit`, `events tail`.
     #[serde(default)]
-    pub fleet: crate::fleet::FleetConfig,
+    pub fleet: FleetConfig,
 }
 
 impl Default for Config {
@@ -87,7 +91,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             env: EnvConfig::default(),
             events: crate::events::EventsConfig::default(),
-            fleet: crate::fleet::FleetConfig::default(),
+            fleet: FleetConfig::default(),
         }
     }
 }
