@@ -19,6 +19,7 @@ mod events;
 mod jws_attacks;
 mod manifest;
 mod plugin_faults;
+mod properties;
 mod replay;
 mod run;
 mod sandbox;

@@ -430,6 +430,8 @@ impl Config {
         // directory) and the state directory itself are masked inside the sandbox.
         let mut secrets = vec![self.keys.clone(), self.armory.clone()];
         secrets.extend(config_file.map(Path::to_path_buf));
+        // The runner's event signing key: a tool that read it could forge events.
+        secrets.extend(self.events.signing.as_ref().map(|s| s.key.clone()));
         let mut policy = self.sandbox.clone().with_runner(&self.state_dir, &secrets);
         policy.limits.timeout_ms = self.limits.default_timeout_ms;
         policy.limits.memory_bytes = self.limits.default_memory_bytes;

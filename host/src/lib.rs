@@ -17,6 +17,9 @@ pub mod config;
 pub mod digest;
 pub mod events;
 pub mod fsperm;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json;
 pub mod jws;
 pub mod keys;

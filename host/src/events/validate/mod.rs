@@ -207,7 +207,7 @@ pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Checked,
     }
     let mut seen = std::collections::HashSet::new();
     for (name, value) in mapped.extensions {
-        if name == MAPPER_FAILED_EXTENSION {
+        if name == MAPPER_FAILED_EXTENSION || name == super::signing::SIGNATURE_EXTENSION {
             return Err(InvalidEvent::ExtensionReserved(name));
         }
         check_extension_name(&name)?;
