@@ -16,12 +16,12 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// A test CA: its PEM certificate file and the issuer that signs leaves.
-struct Ca {
-    pem: PathBuf,
+pub(crate) struct Ca {
+    pub pem: PathBuf,
     issuer: CertifiedIssuer<'static, KeyPair>,
 }
 
-fn ca(dir: &Path, name: &str) -> Ca {
+pub(crate) fn ca(dir: &Path, name: &str) -> Ca {
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
@@ -35,7 +35,13 @@ fn ca(dir: &Path, name: &str) -> Ca {
 }
 
 /// A leaf certificate for `names` signed by `ca`: (cert PEM file, key PEM file 0600).
-fn leaf(dir: &Path, ca: &Ca, file: &str, cn: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+pub(crate) fn leaf(
+    dir: &Path,
+    ca: &Ca,
+    file: &str,
+    cn: &str,
+    names: &[&str],
+) -> (PathBuf, PathBuf) {
     let mut params =
         CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>()).unwrap();
     params.distinguished_name.push(DnType::CommonName, cn);
@@ -52,14 +58,14 @@ fn leaf(dir: &Path, ca: &Ca, file: &str, cn: &str, names: &[&str]) -> (PathBuf, 
 }
 
 /// The Python TLS receiver; killed on drop.
-struct TlsReceiver {
+pub(crate) struct TlsReceiver {
     child: Child,
-    port: u16,
+    pub port: u16,
     log: PathBuf,
 }
 
 impl TlsReceiver {
-    fn start(dir: &Path, cert: &Path, key: &Path, extra: &[&str]) -> Self {
+    pub(crate) fn start(dir: &Path, cert: &Path, key: &Path, extra: &[&str]) -> Self {
         let port_file = dir.join(format!("port-{}", free_port()));
         let log = dir.join(format!("requests-{}.jsonl", free_port()));
         let child = Command::new("python3")
@@ -87,7 +93,7 @@ impl TlsReceiver {
         Self { child, port, log }
     }
 
-    fn log(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn log(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()

@@ -6,7 +6,7 @@ mod corpus;
 mod delivery;
 mod faults;
 mod http;
-mod https;
+pub(crate) mod https;
 mod mapping;
 pub(crate) mod receiver;
 mod signed;
