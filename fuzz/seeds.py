@@ -139,6 +139,11 @@ def main():
     write("plugin_component", "empty-component", b"\x00asm\x0d\x00\x01\x00")
     write("plugin_component", "core-module", b"\x00asm\x01\x00\x00\x00")
 
+    # event_verify: "edit line 0 with no edit" and "set one byte"; the signed lines are
+    # made by the target itself with a fixed key.
+    write("event_verify", "edit-none", bytes([0, 0, 0]))
+    write("event_verify", "edit-one", bytes([0, 1, 1, 0, 0, 10, 65]))
+
     # spool_decode, mapper_output, mapper_input: structured (arbitrary) inputs; a few
     # byte strings with canonical and non-canonical entry names help them along.
     write("spool_decode", "names", b"\x03\x00\x00\x0000000000000000000001.json+1.json7.json\x00")
