@@ -123,3 +123,27 @@ fn events_of_run_verify_after_an_https_sink() {
         stdout(&o)
     );
 }
+
+#[test]
+fn config_check_names_a_signing_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (w, _) = signing_world("");
+    let o = w.er(&["config", "check"]);
+    assert!(
+        stdout(&o).contains("events are signed with ES256 key edge-7-events"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::set_permissions(
+        w.path("event-signing.jwk"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let o = w.er(&["config", "check"]);
+    assert_exit(&o, 2);
+    let all = format!("{}{}", stdout(&o), super::stderr(&o));
+    assert!(
+        all.contains("events.signing.key") && all.contains("chmod 600"),
+        "{all}"
+    );
+}
