@@ -481,6 +481,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_event_signing_key_is_masked_in_the_sandbox() {
+        // A tool that could read it could sign forged events (issue 15).
+        let c = Config::parse(
+            "[events.signing]\nkey = \"/etc/edge-runner/event-signing.jwk\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let masked = c.sandbox_policy(None).all_masked_paths();
+        assert!(
+            masked.contains(&PathBuf::from("/etc/edge-runner/event-signing.jwk")),
+            "{masked:?}"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_refused_naming_key_and_file() {
         let e = Config::parse("kyes = \"/x\"\n", Path::new("/etc/er.toml"))
             .unwrap_err()

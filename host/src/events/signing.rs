@@ -56,6 +56,12 @@ pub enum SigningError {
         "event signing key {path} is a symbolic link; point the configuration at the real file"
     )]
     Symlink { path: PathBuf },
+    #[error("event signing key {path} is not trusted")]
+    Untrusted {
+        path: PathBuf,
+        #[source]
+        source: crate::fsperm::PermError,
+    },
     #[error("failed to load event signing key {path}")]
     Load {
         path: PathBuf,
@@ -90,6 +96,14 @@ impl EventSigner {
                 path: path.to_owned(),
             });
         }
+        // Owned by the runner (or root) and not writable by others: another user must not
+        // be able to swap in a key of their choosing.
+        crate::fsperm::check_metadata(&meta, path, "event signing key").map_err(|source| {
+            SigningError::Untrusted {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(SigningError::Readable {
@@ -420,6 +434,11 @@ mod tests {
         assert!(e.contains("chmod 600"), "{e}");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(EventSigner::load(&p).unwrap().kid(), "runner-1");
+        // A key another user owns could have been swapped by them.
+        nix::unistd::chown(&p, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+        let e = EventSigner::load(&p).unwrap_err();
+        assert!(matches!(e, SigningError::Untrusted { .. }), "{e}");
+        nix::unistd::chown(&p, Some(nix::unistd::geteuid()), None).unwrap();
         let l = dir.path().join("link.jwk");
         std::os::unix::fs::symlink(&p, &l).unwrap();
         assert!(matches!(
