@@ -18,6 +18,10 @@ bench:
     cargo bench -p edge-runner
     bench/verify-process.sh
 
+# Fuzz every target for SECONDS each (libFuzzer via cargo-fuzz; see fuzz/README.md).
+fuzz seconds="60":
+    scripts/fuzz {{seconds}}
+
 # Set up this machine and run the demo.
 demo:
     scripts/demo

@@ -101,6 +101,9 @@ fn run() -> Result<(), String> {
             "CARGO_BUILD_RUSTFLAGS",
             "CARGO_TARGET_DIR",
             "CARGO_BUILD_TARGET",
+            // `cargo fuzz` on the pinned toolchain (fuzz/README.md); the plugins need no
+            // unstable feature, and without it they share the normal build's artifacts.
+            "RUSTC_BOOTSTRAP",
         ] {
             cmd.env_remove(var);
         }

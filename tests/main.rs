@@ -21,6 +21,7 @@ mod fleet;
 mod jws_attacks;
 mod manifest;
 mod plugin_faults;
+mod properties;
 mod replay;
 mod run;
 mod sandbox;

@@ -381,4 +381,38 @@ mod tests {
         let big = "A".repeat(JwsLimits::default().max_bytes + 1);
         assert_eq!(reason(&big), Reason::JwsTooLarge);
     }
+
+    /// The caps are inclusive: an input of exactly the limit is parsed, one byte more is
+    /// refused unread (cargo-mutants found `>` could become `>=` unnoticed; issue 15).
+    #[test]
+    fn size_caps_are_inclusive_limits() {
+        let t = token(r#"{"alg":"HS256","kid":"k"}"#);
+        let exact = JwsLimits {
+            max_bytes: t.len(),
+            ..JwsLimits::default()
+        };
+        assert!(parse(t.as_bytes(), &exact).is_ok());
+        let under = JwsLimits {
+            max_bytes: t.len() - 1,
+            ..JwsLimits::default()
+        };
+        assert_eq!(
+            parse(t.as_bytes(), &under).unwrap_err().reason,
+            Reason::JwsTooLarge
+        );
+        let h = t.split('.').next().unwrap().len();
+        let header_exact = JwsLimits {
+            max_header_bytes: h,
+            ..JwsLimits::default()
+        };
+        assert!(parse(t.as_bytes(), &header_exact).is_ok());
+        let header_under = JwsLimits {
+            max_header_bytes: h - 1,
+            ..JwsLimits::default()
+        };
+        assert_eq!(
+            parse(t.as_bytes(), &header_under).unwrap_err().reason,
+            Reason::JwsTooLarge
+        );
+    }
 }

@@ -19,6 +19,9 @@ pub mod durable;
 pub mod events;
 pub mod fleet;
 pub mod fsperm;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod json;
 pub mod jws;
 pub mod keys;

@@ -6,8 +6,10 @@ mod corpus;
 mod delivery;
 mod faults;
 mod http;
+pub(crate) mod https;
 mod mapping;
 pub(crate) mod receiver;
+mod signed;
 
 use edge_runner::config::Config;
 use edge_runner::events::{

@@ -26,6 +26,7 @@ mod config_check;
 mod demo;
 mod denials;
 mod outcomes;
+mod signed;
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -350,6 +350,19 @@ fn check_sinks(config: &Config, ok: &mut Vec<String>, problems: &mut Vec<Problem
     if !described.is_empty() {
         ok.push(format!("events: {}", described.join(", ")));
     }
+    if let Some(signing) = &config.events.signing {
+        match edge_runner::events::signing::EventSigner::load(&signing.key) {
+            Ok(s) => ok.push(format!(
+                "events are signed with ES256 key {} ({})",
+                s.kid(),
+                signing.key.display()
+            )),
+            Err(e) => problems.push(Problem {
+                key: "events.signing.key",
+                message: format!("{:#}", anyhow::Error::new(e)),
+            }),
+        }
+    }
 }
 
 fn file_sink_problem(path: &Path) -> Option<String> {

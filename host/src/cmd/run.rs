@@ -49,7 +49,8 @@ pub struct Overrides {
     /// AppArmor: required, if-available or off (relaxing it is recorded in every event).
     #[arg(long, value_name = "MODE")]
     pub apparmor: Option<Requirement>,
-    /// Where events go: `stdout`, `file:PATH`, or an `http://` CloudEvents receiver.
+    /// Where events go: `stdout`, `file:PATH`, or an `http://` or `https://` CloudEvents
+    /// receiver (TLS settings, a client certificate or a token need the configuration).
     #[arg(long, value_name = "SINK")]
     pub events: Option<String>,
 }
@@ -113,7 +114,7 @@ pub(super) fn parse_sink(spec: &str) -> Result<SinkConfig, Failure> {
         return Ok(template);
     }
     Err(Failure::Usage(anyhow::anyhow!(
-        "--events takes `stdout`, `file:PATH` or an `http://` URL, not {spec:?}"
+        "--events takes `stdout`, `file:PATH` or an `http://` or `https://` URL, not {spec:?}"
     )))
 }
 

@@ -409,6 +409,8 @@ impl Config {
         // directory) and the state directory itself are masked inside the sandbox.
         let mut secrets = vec![self.keys.clone(), self.armory.clone()];
         secrets.extend(config_file.map(Path::to_path_buf));
+        // The runner's event signing key: a tool that read it could forge events.
+        secrets.extend(self.events.signing.as_ref().map(|s| s.key.clone()));
         self.sandbox.clone().with_runner(&self.state_dir, &secrets)
     }
 
@@ -442,6 +444,21 @@ impl crate::events::EventsSettings for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_event_signing_key_is_masked_in_the_sandbox() {
+        // A tool that could read it could sign forged events (issue 15).
+        let c = Config::parse(
+            "[events.signing]\nkey = \"/etc/edge-runner/event-signing.jwk\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        let masked = c.sandbox_policy(None).all_masked_paths();
+        assert!(
+            masked.contains(&PathBuf::from("/etc/edge-runner/event-signing.jwk")),
+            "{masked:?}"
+        );
+    }
 
     #[test]
     fn unknown_keys_are_refused_naming_key_and_file() {

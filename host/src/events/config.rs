@@ -17,15 +17,22 @@
 //!
 //! [[events.sinks]]
 //! type = "http"
-//! url = "http://127.0.0.1:8080/events" # structured mode, application/cloudevents+json
+//! url = "https://collector.example/events" # structured mode, application/cloudevents+json
 //! name = "collector"                   # names the spool: <state_dir>/events/spool/collector
 //! timeout_ms = 5000
+//! ca_file = "/etc/edge-runner/collector-ca.pem"      # default: the system's roots
+//! client_cert = "/etc/edge-runner/runner.crt"        # mutual TLS, with client_key (0600)
+//! client_key = "/etc/edge-runner/runner.key"
+//! bearer_token_file = "/etc/edge-runner/collector.token" # 0600
 //!
 //! [events.spool]
 //! max_events = 100000
 //! max_bytes = 1073741824
 //! backoff_initial_ms = 500
 //! backoff_max_ms = 300000
+//!
+//! [events.signing]
+//! key = "/etc/edge-runner/event-signing.jwk"  # private ES256 JWK, mode 0600: sign every event
 //! ```
 //!
 //! The mapper plugin is chosen under `[plugins.mapper]` (`path` + `sha256`), like the
@@ -54,6 +61,9 @@ pub struct EventsConfig {
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub spool: SpoolConfig,
+    /// Sign every event with the runner's own key (`events::signing`).
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
 }
 
 impl Default for EventsConfig {
@@ -63,8 +73,19 @@ impl Default for EventsConfig {
             max_event_bytes: default_max_event_bytes(),
             sinks: Vec::new(),
             spool: SpoolConfig::default(),
+            signing: None,
         }
     }
+}
+
+/// `[events.signing]`: the runner's event signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// A private ES256 JWK (`edge-runner keys generate --alg ES256 --private FILE`),
+    /// readable by its owner only. Consumers verify with the matching public key set
+    /// (`edge-runner events verify --keys`).
+    pub key: PathBuf,
 }
 
 /// One sink.
@@ -92,6 +113,21 @@ pub enum SinkConfig {
         /// the manifest: send them in clear over a network only on purpose.
         #[serde(default)]
         allow_remote_plaintext: bool,
+        /// PEM CA certificates the `https://` receiver's certificate must chain to.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
+        /// Trust the system's roots as well (default: only when `ca_file` is not set).
+        #[serde(default)]
+        system_roots: Option<bool>,
+        /// PEM certificate chain for mutual TLS (with `client_key`).
+        #[serde(default)]
+        client_cert: Option<PathBuf>,
+        /// PEM private key of `client_cert`, readable by its owner only.
+        #[serde(default)]
+        client_key: Option<PathBuf>,
+        /// A file (owner-readable only) holding a bearer token for `Authorization`.
+        #[serde(default)]
+        bearer_token_file: Option<PathBuf>,
     },
 }
 
@@ -159,6 +195,29 @@ fn default_backoff_max() -> u64 {
     300_000
 }
 
+impl SinkConfig {
+    /// The TLS and credential settings of an HTTP sink.
+    pub fn tls_settings(&self) -> Option<super::sinks::tls::TlsSettings> {
+        match self {
+            SinkConfig::Http {
+                ca_file,
+                system_roots,
+                client_cert,
+                client_key,
+                bearer_token_file,
+                ..
+            } => Some(super::sinks::tls::TlsSettings {
+                ca_file: ca_file.clone(),
+                system_roots: *system_roots,
+                client_cert: client_cert.clone(),
+                client_key: client_key.clone(),
+                bearer_token_file: bearer_token_file.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl EventsConfig {
     /// The configured `source`, or `urn:edge-runner:<hostname>`.
     pub fn source(&self) -> String {
@@ -218,8 +277,41 @@ impl EventsConfig {
                     name,
                     timeout_ms,
                     allow_remote_plaintext,
+                    ca_file,
+                    system_roots,
+                    client_cert,
+                    client_key,
+                    bearer_token_file,
                 } => {
-                    check_http_url(url, *allow_remote_plaintext)?;
+                    let https = check_http_url(url, *allow_remote_plaintext)?;
+                    let tls_keys = ca_file.is_some()
+                        || system_roots.is_some()
+                        || client_cert.is_some()
+                        || client_key.is_some();
+                    if tls_keys && !https {
+                        return Err(format!(
+                            "events.sinks http url \"{url}\": ca_file, system_roots, \
+                             client_cert and client_key apply to https:// only"
+                        ));
+                    }
+                    if client_cert.is_some() != client_key.is_some() {
+                        return Err(format!(
+                            "events.sinks http url \"{url}\": client_cert and client_key go \
+                             together (mutual TLS needs both)"
+                        ));
+                    }
+                    if system_roots == &Some(false) && ca_file.is_none() {
+                        return Err(format!(
+                            "events.sinks http url \"{url}\": system_roots = false needs a \
+                             ca_file, or no certificate could ever be trusted"
+                        ));
+                    }
+                    if bearer_token_file.is_some() && !https && *allow_remote_plaintext {
+                        return Err(format!(
+                            "events.sinks http url \"{url}\": a bearer token is never sent in \
+                             clear over a network; use https://"
+                        ));
+                    }
                     let name_ok = !name.is_empty()
                         && name.len() <= 64
                         && name
@@ -259,20 +351,21 @@ impl EventsConfig {
     }
 }
 
-fn check_http_url(url: &str, allow_remote_plaintext: bool) -> Result<(), String> {
+/// Checks the URL; returns whether it is `https://`.
+fn check_http_url(url: &str, allow_remote_plaintext: bool) -> Result<bool, String> {
     let parsed =
         url::Url::parse(url).map_err(|e| format!("events.sinks http url \"{url}\": {e}"))?;
     match parsed.scheme() {
         "http" => {}
         "https" => {
-            return Err(format!(
-                "events.sinks http url \"{url}\": this build has no TLS stack; deliver to a \
-                 local relay over http://127.0.0.1 that forwards with TLS"
-            ));
+            if parsed.host().is_none() {
+                return Err(format!("events.sinks http url \"{url}\" has no host"));
+            }
+            return Ok(true);
         }
         other => {
             return Err(format!(
-                "events.sinks http url \"{url}\": scheme {other} is not http"
+                "events.sinks http url \"{url}\": scheme {other} is neither http nor https"
             ));
         }
     }
@@ -285,10 +378,10 @@ fn check_http_url(url: &str, allow_remote_plaintext: bool) -> Result<(), String>
     if !loopback && !allow_remote_plaintext {
         return Err(format!(
             "events.sinks http url \"{url}\" sends events (task output, manifests) in clear \
-             to a remote host; use a loopback relay, or set allow_remote_plaintext = true"
+             to a remote host; use https://, or set allow_remote_plaintext = true"
         ));
     }
-    Ok(())
+    Ok(false)
 }
 
 /// A hostname as the namespace-specific part of a URN: keep RFC 8141 safe characters.
@@ -332,8 +425,10 @@ mod tests {
         assert!(check_http_url("http://127.0.0.1:8080/x", false).is_ok());
         assert!(check_http_url("http://localhost/x", false).is_ok());
         assert!(check_http_url("http://[::1]:9/x", false).is_ok());
-        let e = check_http_url("https://collector.example/x", false).unwrap_err();
-        assert!(e.contains("TLS"), "{e}");
+        assert_eq!(
+            check_http_url("https://collector.example/x", false),
+            Ok(true)
+        );
         let e = check_http_url("http://collector.example/x", false).unwrap_err();
         assert!(e.contains("allow_remote_plaintext"), "{e}");
         assert!(check_http_url("http://collector.example/x", true).is_ok());
@@ -345,6 +440,18 @@ mod tests {
         assert!(e.contains("events.source"), "{e}");
         let e = parse("max_event_bytes = 100\n").unwrap_err();
         assert!(e.contains("max_event_bytes"), "{e}");
+        let tls_on_http =
+            "[[sinks]]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\nca_file = \"/x\"\n";
+        assert!(parse(tls_on_http).unwrap_err().contains("https:// only"));
+        let half =
+            "[[sinks]]\ntype = \"http\"\nurl = \"https://c.example/\"\nclient_cert = \"/x\"\n";
+        assert!(parse(half).unwrap_err().contains("go together"));
+        let clear_token = "[[sinks]]\ntype = \"http\"\nurl = \"http://c.example/\"\nallow_remote_plaintext = true\nbearer_token_file = \"/t\"\n";
+        assert!(
+            parse(clear_token)
+                .unwrap_err()
+                .contains("never sent in clear")
+        );
         let two = "[[sinks]]\ntype = \"http\"\nurl = \"http://127.0.0.1:1/\"\n[[sinks]]\ntype = \"http\"\nurl = \"http://127.0.0.1:2/\"\n";
         assert!(parse(two).unwrap_err().contains("distinct name"));
     }

@@ -5,7 +5,7 @@
 //! ExecutionRecord ─▶ envelope (id = UUIDv7, time, source)
 //!   ─▶ mapper: cut output to the size budget ─▶ plugin to-event [WASM] ─▶ validate
 //!        (any fault, refusal, invalid or oversized event ─▶ built-in fallback, flagged)
-//!   ─▶ serialize once ─▶ every sink: stdout | file (fsync, rotation) | http (spool first)
+//!   ─▶ serialize once ─▶ sign (`signing`, when configured) ─▶ every sink: stdout | file (fsync, rotation) | http (spool first)
 //! ```
 //!
 //! The event id is chosen once, before mapping, so every retry and redelivery of the
@@ -22,10 +22,11 @@ pub mod config;
 mod fallback;
 pub mod mapper;
 pub mod record;
+pub mod signing;
 pub mod sinks;
 pub mod validate;
 
-pub use config::{EventsConfig, SinkConfig};
+pub use config::{EventsConfig, SigningConfig, SinkConfig};
 pub use mapper::{Mapped, Mapping};
 pub use record::{
     Denial, Disposition, EventKind, ExecutionRecord, TYPE_COMPLETED, TYPE_DENIED, TaskContext,
@@ -47,6 +48,14 @@ pub enum EventsError {
     Mapper(#[source] PluginError),
     #[error("failed to open the event spool")]
     Spool(#[source] SpoolError),
+    #[error("failed to set up TLS for http sink {sink}")]
+    Tls {
+        sink: String,
+        #[source]
+        source: sinks::tls::TlsError,
+    },
+    #[error("failed to load the event signing key")]
+    Signing(#[source] signing::SigningError),
     #[error("failed to deliver event {event_id}: {summary}")]
     Undelivered {
         event_id: String,
@@ -87,6 +96,7 @@ impl EmitReport {
 #[derive(Debug)]
 pub struct EventPipeline {
     mapper: Mapper,
+    signer: Option<signing::EventSigner>,
     sinks: EventSinks,
     source: String,
     max_event_bytes: usize,
@@ -177,8 +187,17 @@ impl EventPipeline {
                  (the manifest JWS is never cut); such events are emitted over the cap and logged"
             );
         }
+        let signer = ev
+            .signing
+            .as_ref()
+            .map(|s| signing::EventSigner::load(&s.key))
+            .transpose()
+            .map_err(EventsError::Signing)?;
+        // The signature is appended after mapping: leave room for it under the cap.
+        let reserve = signer.as_ref().map_or(0, signing::EventSigner::overhead);
         Ok(Self {
-            mapper: Mapper::new(host, plugin, ev.max_event_bytes),
+            mapper: Mapper::new(host, plugin, ev.max_event_bytes.saturating_sub(reserve)),
+            signer,
             sinks: EventSinks::open(config)?,
             source: ev.source(),
             max_event_bytes: ev.max_event_bytes,
@@ -200,9 +219,22 @@ impl EventPipeline {
     }
 
     /// Maps `record` to a validated event (plugin, or the flagged fallback) without
-    /// delivering it: a fresh id and the current time.
+    /// delivering it: a fresh id and the current time; signed when a key is configured.
     pub fn build(&self, record: &ExecutionRecord) -> Mapped {
-        self.mapper.map(record, &self.envelope())
+        let mut mapped = self.mapper.map(record, &self.envelope());
+        if let Some(signer) = &self.signer {
+            mapped.json = signer.sign(
+                &mapped.json,
+                &mapped.id,
+                record.task.manifest_sha256.as_deref(),
+            );
+        }
+        mapped
+    }
+
+    /// The key events are signed with, if any.
+    pub fn signer(&self) -> Option<&signing::EventSigner> {
+        self.signer.as_ref()
     }
 
     /// Builds the event for `record` and hands it to every sink.
@@ -270,6 +302,7 @@ impl EventSinks {
         let ev = config.events();
         let mut sinks = Vec::new();
         for s in ev.sinks() {
+            let tls = s.tls_settings();
             sinks.push(match s {
                 SinkConfig::Stdout => Sink::Stdout(StdoutSink),
                 SinkConfig::File {
@@ -288,11 +321,19 @@ impl EventSinks {
                         Spool::open(&dir, &dead, ev.spool.limits()).map_err(EventsError::Spool)?;
                     sinks::spool::bind_destination(&dir, url.as_str())
                         .map_err(EventsError::Spool)?;
+                    let credentials =
+                        tls.unwrap_or_default()
+                            .load()
+                            .map_err(|source| EventsError::Tls {
+                                sink: name.clone(),
+                                source,
+                            })?;
                     Sink::Http(Box::new(HttpSink::new(
                         &name,
                         &url,
                         Duration::from_millis(timeout_ms),
                         spool,
+                        credentials,
                     )))
                 }
             });

@@ -298,9 +298,16 @@ pub(crate) fn timestamp(v: &Value, field: &str) -> Result<DateTime<Utc>, Manifes
     if s.len() > MAX_TIMESTAMP_LEN || !shape_ok(s.as_bytes()) {
         return Err(bad("wrong shape"));
     }
-    DateTime::parse_from_rfc3339(s)
+    let t = DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| bad(&e.to_string()))
+        .map_err(|e| bad(&e.to_string()))?;
+    // chrono takes a seconds field of 60 at any minute; RFC 3339 section 5.7 allows it
+    // only for a leap second, at 23:59:60 UTC (issue 15: the published schema refuses it).
+    use chrono::Timelike as _;
+    if t.nanosecond() >= 1_000_000_000 && !(t.hour() == 23 && t.minute() == 59) {
+        return Err(bad("a second of 60 is only a leap second at 23:59:60 UTC"));
+    }
+    Ok(t)
 }
 
 /// Matches [`TIMESTAMP_PATTERN`] without a regex engine.
@@ -380,6 +387,7 @@ mod tests {
             "2026-02-30T21:00:00Z",
             "2026-11-26T25:00:00Z",
             "2026-11-26T21:00:00+0100",
+            "2026-11-26T21:00:60Z",
             "1764190800",
             " 2026-11-26T21:00:00Z",
             "2026-11-26T21:00:00Z ",

@@ -3,11 +3,14 @@
 //! the write-ahead spool so delivery is at-least-once and in order. 2xx is delivered;
 //! 408, 425, 429, 5xx and network errors are transient (retry with capped exponential
 //! backoff, honouring `Retry-After`); any other status is a permanent refusal and the
-//! event moves to the dead-letter directory. No proxy from the environment, no redirects,
-//! plain HTTP only (this build carries no TLS stack). This module does not build events.
+//! event moves to the dead-letter directory. No proxy from the environment, no redirects.
+//! `https://` goes through rustls (roots, client certificate and bearer token from
+//! `tls`) and is then the only transport the agent will use: a TLS failure spools the
+//! event with the reason, never a retry in clear text. This module does not build events.
 
 use super::Delivery;
 use super::spool::{Enqueued, Entry, Locked, Spool};
+use super::tls::{self, Credentials};
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -22,6 +25,8 @@ pub(crate) struct HttpSink {
     name: String,
     url: String,
     agent: ureq::Agent,
+    /// `Authorization` header value (a bearer token), never logged.
+    authorization: Option<String>,
     spool: Spool,
 }
 
@@ -71,12 +76,25 @@ pub struct FlushReport {
 }
 
 impl HttpSink {
-    pub(crate) fn new(name: &str, url: &str, timeout: Duration, spool: Spool) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        url: &str,
+        timeout: Duration,
+        spool: Spool,
+        credentials: Credentials,
+    ) -> Self {
+        // An https:// sink may only ever speak TLS: `https_only` makes ureq refuse a
+        // plain connection outright (no redirects are followed either).
+        let https = url
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)
             .max_redirects(0)
             .proxy(None)
+            .https_only(https)
+            .tls_config(credentials.tls)
             .user_agent(concat!("edge-runner/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -84,6 +102,7 @@ impl HttpSink {
             name: name.to_owned(),
             url: url.to_owned(),
             agent,
+            authorization: credentials.authorization,
             spool,
         }
     }
@@ -258,19 +277,20 @@ impl HttpSink {
     }
 
     fn post(&self, json: &[u8]) -> Post {
-        let result = self
-            .agent
-            .post(&self.url)
-            .header(
-                "content-type",
-                "application/cloudevents+json; charset=utf-8",
-            )
-            .send(json);
-        let mut response = match result {
+        let mut request = self.agent.post(&self.url).header(
+            "content-type",
+            "application/cloudevents+json; charset=utf-8",
+        );
+        if let Some(a) = &self.authorization {
+            request = request.header("authorization", a);
+        }
+        let mut response = match request.send(json) {
             Ok(r) => r,
             Err(e) => {
+                let reason = tls::explain(&e, &self.url)
+                    .unwrap_or_else(|| format!("failed to reach {}: {e}", self.url));
                 return Post::Transient {
-                    reason: format!("failed to reach {}: {e}", self.url),
+                    reason,
                     retry_after: None,
                 };
             }
@@ -283,8 +303,7 @@ impl HttpSink {
             .headers()
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .and_then(|v| retry_after(v, std::time::SystemTime::now()));
         let mut excerpt = Vec::new();
         let _ = response
             .body_mut()
@@ -300,5 +319,54 @@ impl HttpSink {
             },
             _ => Post::Permanent { reason },
         }
+    }
+}
+
+/// `Retry-After` (RFC 9110 section 10.2.3): delay-seconds, or an HTTP-date (any of the
+/// three formats a recipient must accept, section 5.6.7) turned into the time left until
+/// it, which is zero for a date in the past.
+fn retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn retry_after_takes_seconds_and_every_http_date_format() {
+        // 1994-11-06T08:49:37Z, the RFC's own example, in its three formats.
+        let date = UNIX_EPOCH + Duration::from_secs(784_111_777);
+        let now = date - Duration::from_secs(90);
+        for v in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(retry_after(v, now), Some(Duration::from_secs(90)), "{v}");
+        }
+        assert_eq!(retry_after(" 120 ", now), Some(Duration::from_secs(120)));
+        assert_eq!(
+            retry_after(
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+                date + Duration::from_secs(5)
+            ),
+            Some(Duration::ZERO),
+            "a date in the past means now"
+        );
+        assert_eq!(retry_after("soon", SystemTime::now()), None);
+        assert_eq!(retry_after("-5", SystemTime::now()), None);
+        assert_eq!(retry_after("", SystemTime::now()), None);
+        assert_eq!(
+            retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX)),
+            "huge values are capped by the spool's backoff_max"
+        );
     }
 }

@@ -1,5 +1,5 @@
 //! Where events go: stdout as JSON lines, an append-only file with rotation, or a
-//! CloudEvents receiver over HTTP (structured mode) behind a durable spool. Each sink
+//! CloudEvents receiver over HTTP or HTTPS (structured mode) behind a durable spool. Each sink
 //! reports what became of one event ([`Delivery`]); none drops an event without saying
 //! so. This module does not build or judge events.
 
@@ -7,6 +7,7 @@ mod file;
 mod http;
 pub mod spool;
 mod stdout;
+pub mod tls;
 
 pub(crate) use file::FileSink;
 pub use http::FlushReport;

@@ -17,7 +17,9 @@ use serde_json::Value;
 
 mod syntax;
 use syntax::{check_extension_name, is_media_type};
-pub use syntax::{is_absolute_uri, is_attribute_string, is_json_media_type, is_uri_reference};
+pub use syntax::{
+    is_absolute_uri, is_attribute_string, is_json_media_type, is_rfc3339, is_uri_reference,
+};
 
 /// The extension flag only the host may set (on its fallback events).
 pub const MAPPER_FAILED_EXTENSION: &str = "mapperfailed";
@@ -200,14 +202,14 @@ pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Checked,
         b = b.subject(s);
     }
     if let Some(t) = mapped.time {
-        if chrono::DateTime::parse_from_rfc3339(&t).is_err() {
+        if !syntax::is_rfc3339(&t) {
             return Err(InvalidEvent::BadTime);
         }
         b = b.time(t);
     }
     let mut seen = std::collections::HashSet::new();
     for (name, value) in mapped.extensions {
-        if name == MAPPER_FAILED_EXTENSION {
+        if name == MAPPER_FAILED_EXTENSION || name == super::signing::SIGNATURE_EXTENSION {
             return Err(InvalidEvent::ExtensionReserved(name));
         }
         check_extension_name(&name)?;
@@ -373,9 +375,7 @@ pub fn check_json(bytes: &[u8], cap: Option<usize>) -> Result<Event, InvalidEven
     }
     for attr in ["time"] {
         if let Some(t) = map.get(attr) {
-            let ok = t
-                .as_str()
-                .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+            let ok = t.as_str().is_some_and(syntax::is_rfc3339);
             if !ok {
                 return Err(InvalidEvent::BadTime);
             }
@@ -436,6 +436,13 @@ mod tests {
         assert_eq!(
             check_json(empty_id.as_bytes(), None).unwrap_err().code(),
             "attribute_empty"
+        );
+        // fuzz/fuzz_targets/event_json, crash-0053e9e3 (issue 15): a source with a bracket
+        // outside an IP literal was accepted though the official schema refuses it.
+        let fuzzed = r#"{"specversion": "1.0", "id": "0190b4a2-6c1e-7c3a-9a59-1d2f3e4a5b6c", "source": "urn:edge-run]er:edwe-7", "type": "dev.ehge-runner.task.completed.v1", "time": "2026-11-26T21:00:00.000Z", "subject": "t-42", "hema": "rel/x"}"#;
+        assert_eq!(
+            check_json(fuzzed.as_bytes(), None).unwrap_err().code(),
+            "not_uri_reference"
         );
         let big = minimal("");
         assert_eq!(

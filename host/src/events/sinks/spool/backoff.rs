@@ -12,13 +12,7 @@ impl Locked<'_> {
         let path = self.spool.dir.join(STATE_FILE);
         std::fs::read_to_string(path)
             .ok()
-            .and_then(|s| {
-                let (f, t) = s.trim().split_once(' ')?;
-                Some(Backoff {
-                    failures: f.parse().ok()?,
-                    next_attempt_ms: t.parse().ok()?,
-                })
-            })
+            .and_then(|s| Backoff::parse(&s))
             .unwrap_or_default()
     }
 
@@ -52,11 +46,7 @@ impl Locked<'_> {
     fn write_backoff(&self, b: &Backoff) {
         // Best effort: losing it only means an earlier retry.
         let path = self.spool.dir.join(STATE_FILE);
-        let r = crate::durable::replace(
-            &path,
-            format!("{} {}\n", b.failures, b.next_attempt_ms).as_bytes(),
-            0o600,
-        );
+        let r = crate::durable::replace(&path, b.render().as_bytes(), 0o600);
         if let Err(e) = r {
             tracing::warn!(path = %path.display(), error = %e, "failed to record the retry schedule");
         }
@@ -71,6 +61,21 @@ pub(crate) struct Backoff {
 }
 
 impl Backoff {
+    /// Reads the state file's text: `<failures> <next attempt, ms since the epoch>`.
+    /// Anything else is no schedule (the next attempt is due now).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let (f, t) = text.trim().split_once(' ')?;
+        Some(Backoff {
+            failures: f.parse().ok()?,
+            next_attempt_ms: t.parse().ok()?,
+        })
+    }
+
+    /// The state file's text for this schedule.
+    pub(crate) fn render(&self) -> String {
+        format!("{} {}\n", self.failures, self.next_attempt_ms)
+    }
+
     /// Time left before the next attempt is due.
     pub(crate) fn remaining(&self) -> Duration {
         Duration::from_millis(self.next_attempt_ms.saturating_sub(now_ms()))

@@ -16,7 +16,7 @@ use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-mod backoff;
+pub(crate) mod backoff;
 pub(crate) use backoff::now_ms;
 
 const LOCK_FILE: &str = ".lock";
@@ -192,6 +192,23 @@ impl Spool {
     }
 }
 
+/// The name of the queue entry with sequence number `seq`.
+pub(crate) fn entry_name(seq: u64) -> String {
+    format!("{seq:020}{SUFFIX}")
+}
+
+/// The sequence number of a queue entry's file name: exactly what [`entry_name`] writes
+/// (20 decimal digits, `.json`), so one number has one name. `u64::from_str` alone also
+/// takes `+7.json`, `7.json` and `007.json`: two files with one sequence number, whose
+/// delivery order would depend on the directory listing.
+pub(crate) fn entry_seq(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
 /// How many events a spool or dead-letter directory holds (`<name>.json`; the lock,
 /// backoff state and temporaries start with a dot), read without the lock: for reporting
 /// spools no configured sink owns.
@@ -217,11 +234,7 @@ impl Locked<'_> {
         for item in std::fs::read_dir(dir).map_err(io("list", dir))? {
             let item = item.map_err(io("list", dir))?;
             let name = item.file_name();
-            let Some(seq) = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(SUFFIX))
-                .and_then(|n| n.parse::<u64>().ok())
-            else {
+            let Some(seq) = name.to_str().and_then(entry_seq) else {
                 continue;
             };
             let size = item.metadata().map(|m| m.len()).unwrap_or(0);
@@ -255,7 +268,7 @@ impl Locked<'_> {
             return Ok(Enqueued::Full { dead_letter });
         }
         let seq = entries.last().map_or(1, |e| e.seq + 1);
-        let path = self.spool.dir.join(format!("{seq:020}{SUFFIX}"));
+        let path = self.spool.dir.join(entry_name(seq));
         write_durably(&path, json)?;
         Ok(Enqueued::Queued {
             seq,
@@ -321,7 +334,7 @@ impl Locked<'_> {
                 break;
             }
             let seq = entries.last().map_or(1, |e| e.seq + 1);
-            let target = self.spool.dir.join(format!("{seq:020}{SUFFIX}"));
+            let target = self.spool.dir.join(entry_name(seq));
             write_durably(&target, &json)?;
             std::fs::remove_file(&path).map_err(io("remove a dead letter of", &path))?;
             let _ = std::fs::remove_file(path.with_extension("reason"));
@@ -353,6 +366,9 @@ impl Locked<'_> {
 fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), SpoolError> {
     crate::durable::replace(path, bytes, 0o600).map_err(io("write", path))
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 pub(super) mod tests {
