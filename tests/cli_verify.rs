@@ -341,3 +341,31 @@ fn help_documents_exit_codes_and_examples() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("Example:"));
 }
+
+/// Issue 18: `events validate --help` listed `--events` and `--state`, which it ignores.
+#[test]
+fn help_texts_list_only_the_flags_a_command_uses() {
+    for sub in ["validate", "verify"] {
+        let o = Command::new(crate::support::bin())
+            .args(["events", sub, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success(), "{help}");
+        for flag in ["--events", "--state"] {
+            assert!(
+                !help.contains(flag),
+                "events {sub} --help lists {flag}:\n{help}"
+            );
+        }
+    }
+    let o = Command::new(crate::support::bin())
+        .args(["events", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        help.contains("--events") && help.contains("--state"),
+        "{help}"
+    );
+}

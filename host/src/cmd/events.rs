@@ -15,12 +15,14 @@ use std::time::Duration;
 pub struct EventsArgs {
     #[command(subcommand)]
     pub command: EventsCommand,
-    /// The state directory holding the spools, as given to `run --state`.
-    #[arg(long, global = true, value_name = "DIR")]
+    /// The state directory holding the spools, as given to `run --state` (flush, status,
+    /// requeue; given before the subcommand).
+    #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
     /// The sink, as given to `run --events` (an `http://` URL): replaces the configured
-    /// sinks, so that events spooled by `run --events http://...` can be flushed.
-    #[arg(long, global = true, value_name = "SINK")]
+    /// sinks, so that events spooled by `run --events http://...` can be flushed (flush,
+    /// status, requeue; given before the subcommand).
+    #[arg(long, value_name = "SINK")]
     pub events: Option<String>,
 }
 
