@@ -369,3 +369,52 @@ fn events_spooled_for_one_receiver_never_reach_another_and_are_always_reported()
     assert_exit(&w.er(&["events", "--events", &url_a, "flush"]), 0);
     assert_eq!(rx_a.accepted().len(), 1);
 }
+
+/// Issue 18: a receiver that accepts connections and never answers held every `run` for
+/// the sink's whole timeout. A task's own delivery attempt has the short
+/// `emit_timeout_ms`; the event waits in the spool. (With the fix removed this run takes
+/// the 120 s `timeout_ms`; the bound below is a quarter of that.)
+#[test]
+fn a_hung_receiver_does_not_hold_the_run_for_its_whole_timeout() {
+    let w = World::new(Backend::Native);
+    let digest = w.add_tool("echo-tool", ECHO_TOOL, true);
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hung.local_addr().unwrap().port();
+    // Accept and hold connections, never answering.
+    let keep = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hung.incoming().take(4) {
+            held.push(c);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(150));
+    });
+    w.write_config(&format!(
+        "[[events.sinks]]\ntype = \"http\"\nname = \"hung\"\nurl = \"http://127.0.0.1:{port}/\"\n\
+         timeout_ms = 120000\nemit_timeout_ms = 300\n"
+    ));
+    let task = w.sign(&w.manifest("t-hung", &digest));
+    let started = std::time::Instant::now();
+    let o = w.er(&[
+        "run",
+        "--keys",
+        "keys.json",
+        "--sandbox",
+        "native",
+        "--apparmor",
+        "if-available",
+        task.to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the run waited {:?} for a hung receiver",
+        started.elapsed()
+    );
+    let o = w.er(&["events", "status"]);
+    assert!(
+        stdout(&o).contains("http:hung: 1 pending"),
+        "{}",
+        stdout(&o)
+    );
+    drop(keep);
+}

@@ -109,6 +109,10 @@ pub enum SinkConfig {
         name: String,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
+        /// Deadline of the attempt made while a task's event is emitted (at most
+        /// `timeout_ms`); an event not delivered in time stays spooled for `events flush`.
+        #[serde(default = "default_emit_timeout_ms")]
+        emit_timeout_ms: u64,
         /// Allow plain HTTP to a host other than loopback. Events carry task output and
         /// the manifest: send them in clear over a network only on purpose.
         #[serde(default)]
@@ -181,6 +185,9 @@ fn default_http_name() -> String {
 }
 fn default_timeout_ms() -> u64 {
     5000
+}
+fn default_emit_timeout_ms() -> u64 {
+    1000
 }
 fn default_spool_events() -> u64 {
     100_000
@@ -276,6 +283,7 @@ impl EventsConfig {
                     url,
                     name,
                     timeout_ms,
+                    emit_timeout_ms,
                     allow_remote_plaintext,
                     ca_file,
                     system_roots,
@@ -328,8 +336,11 @@ impl EventsConfig {
                             "events.sinks: two http sinks are named \"{name}\"; give each a distinct name"
                         ));
                     }
-                    if *timeout_ms == 0 {
-                        return Err("events.sinks http timeout_ms must be positive".into());
+                    if *timeout_ms == 0 || *emit_timeout_ms == 0 {
+                        return Err(
+                            "events.sinks http timeout_ms and emit_timeout_ms must be positive"
+                                .into(),
+                        );
                     }
                 }
             }

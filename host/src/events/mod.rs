@@ -314,6 +314,7 @@ impl EventSinks {
                     url,
                     name,
                     timeout_ms,
+                    emit_timeout_ms,
                     ..
                 } => {
                     let (dir, dead) = spool_dirs(config.state_dir(), &name);
@@ -331,7 +332,10 @@ impl EventSinks {
                     Sink::Http(Box::new(HttpSink::new(
                         &name,
                         &url,
-                        Duration::from_millis(timeout_ms),
+                        (
+                            Duration::from_millis(timeout_ms),
+                            Duration::from_millis(emit_timeout_ms),
+                        ),
                         spool,
                         credentials,
                     )))

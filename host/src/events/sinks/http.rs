@@ -25,6 +25,8 @@ pub(crate) struct HttpSink {
     name: String,
     url: String,
     agent: ureq::Agent,
+    /// The same agent with the short deadline of a task's own delivery attempt.
+    emit_agent: ureq::Agent,
     /// `Authorization` header value (a bearer token), never logged.
     authorization: Option<String>,
     spool: Spool,
@@ -79,29 +81,35 @@ impl HttpSink {
     pub(crate) fn new(
         name: &str,
         url: &str,
-        timeout: Duration,
+        timeouts: (Duration, Duration),
         spool: Spool,
         credentials: Credentials,
     ) -> Self {
+        let (timeout, emit_timeout) = timeouts;
         // An https:// sink may only ever speak TLS: `https_only` makes ureq refuse a
         // plain connection outright (no redirects are followed either).
         let https = url
             .get(..8)
             .is_some_and(|p| p.eq_ignore_ascii_case("https://"));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .proxy(None)
-            .https_only(https)
-            .tls_config(credentials.tls)
-            .user_agent(concat!("edge-runner/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent_with = |timeout: Duration| -> ureq::Agent {
+            ureq::Agent::config_builder()
+                .timeout_global(Some(timeout))
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .proxy(None)
+                .https_only(https)
+                .tls_config(credentials.tls.clone())
+                .user_agent(concat!("edge-runner/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .into()
+        };
+        let agent = agent_with(timeout);
+        let emit_agent = agent_with(emit_timeout.min(timeout));
         Self {
             name: name.to_owned(),
             url: url.to_owned(),
             agent,
+            emit_agent,
             authorization: credentials.authorization,
             spool,
         }
@@ -149,7 +157,9 @@ impl HttpSink {
                 ),
             };
         }
-        let drained = self.drain(&locked, EMIT_DRAIN_BATCH);
+        // A task's own attempt has a short deadline: a hung receiver must not hold every
+        // `run` for the whole timeout; the event waits in the spool for `events flush`.
+        let drained = self.drain(&locked, EMIT_DRAIN_BATCH, &self.emit_agent);
         if drained.delivered.contains(&seq) {
             return Delivery::Delivered;
         }
@@ -174,7 +184,7 @@ impl HttpSink {
         };
         loop {
             let locked = self.spool.lock()?;
-            let d = self.drain(&locked, usize::MAX);
+            let d = self.drain(&locked, usize::MAX, &self.agent);
             report.delivered += d.delivered.len() as u64;
             report
                 .dead_lettered
@@ -195,7 +205,7 @@ impl HttpSink {
 
     /// One pass: deliver from the head until the queue is empty, `max` events went, or
     /// the receiver is unavailable.
-    fn drain(&self, locked: &Locked<'_>, max: usize) -> Drained {
+    fn drain(&self, locked: &Locked<'_>, max: usize, agent: &ureq::Agent) -> Drained {
         let mut d = Drained::default();
         let entries = match locked.entries() {
             Ok(e) => e,
@@ -207,7 +217,7 @@ impl HttpSink {
         let total = entries.len();
         let mut done = 0;
         for entry in entries.iter().take(max) {
-            match self.send_entry(entry) {
+            match self.send_entry(entry, agent) {
                 Ok(Post::Ok) => {
                     locked.record_success();
                     if let Err(e) = locked.remove(entry) {
@@ -254,19 +264,23 @@ impl HttpSink {
         d
     }
 
-    fn send_entry(&self, entry: &Entry) -> Result<Post, super::spool::SpoolError> {
+    fn send_entry(
+        &self,
+        entry: &Entry,
+        agent: &ureq::Agent,
+    ) -> Result<Post, super::spool::SpoolError> {
         let body = std::fs::read(&entry.path).map_err(|source| super::spool::SpoolError::Io {
             action: "read an entry of",
             path: entry.path.clone(),
             source,
         })?;
-        Ok(self.post(&body))
+        Ok(self.post(&body, agent))
     }
 
     /// Without a spool (it could not be written): one direct attempt, loudly.
     fn direct(&self, json: &[u8], spool_error: &str) -> Delivery {
         tracing::error!(sink = %self.name, error = %spool_error, "failed to spool an event; trying a direct delivery");
-        match self.post(json) {
+        match self.post(json, &self.emit_agent) {
             Post::Ok => Delivery::Delivered,
             Post::Transient { reason, .. } | Post::Permanent { reason } => Delivery::Failed {
                 error: format!(
@@ -276,8 +290,8 @@ impl HttpSink {
         }
     }
 
-    fn post(&self, json: &[u8]) -> Post {
-        let mut request = self.agent.post(&self.url).header(
+    fn post(&self, json: &[u8], agent: &ureq::Agent) -> Post {
+        let mut request = agent.post(&self.url).header(
             "content-type",
             "application/cloudevents+json; charset=utf-8",
         );
