@@ -12,9 +12,9 @@ N=${N:-500}
 CONCURRENCY=${CONCURRENCY:-0}
 PROFILE=${PROFILE:-release}   # PROFILE=debug to try the script without a release build
 if [[ $PROFILE == release ]]; then
-    cargo build --release --locked -p edge-runner --example serve_load >&2
+    cargo build --release --locked -p edge-runner --bins --example serve_load >&2
 else
-    cargo build --locked -p edge-runner --example serve_load >&2
+    cargo build --locked -p edge-runner --bins --example serve_load >&2
 fi
 bin="$PWD/target/$PROFILE/edge-runner"
 load="$PWD/target/$PROFILE/examples/serve_load"
