@@ -6,7 +6,7 @@
 
 use super::hashing::{CopyError, hash_copy, open_blob};
 use super::index::{Entry, Index, Stamp};
-use super::{Armory, ArmoryError, MAX_TOOL_BYTES, check_executable, check_label};
+use super::{Armory, ArmoryError, check_executable, check_label};
 use crate::digest::Digest;
 use crate::fsperm;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -14,6 +14,22 @@ use serde::Serialize;
 use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
+
+/// Why staging a new blob failed.
+#[derive(Debug)]
+pub(crate) enum StageError {
+    /// The source could not be read (for a pull: the transfer broke off).
+    Read(std::io::Error),
+    /// The bytes are not the ones expected (size or digest); nothing was stored.
+    Unexpected { problem: String },
+    Armory(ArmoryError),
+}
+
+impl From<ArmoryError> for StageError {
+    fn from(e: ArmoryError) -> Self {
+        StageError::Armory(e)
+    }
+}
 
 /// What `add` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +104,33 @@ impl Armory {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Added, ArmoryError> {
+        self.add_expecting(src, None, name, by, now)
+            .map_err(|e| match e {
+                StageError::Armory(a) => a,
+                StageError::Read(source) => ArmoryError::Store {
+                    action: "read the new tool",
+                    path: PathBuf::from(name),
+                    source,
+                },
+                // Unreachable without an expectation; fail closed all the same.
+                StageError::Unexpected { problem } => ArmoryError::Index {
+                    path: PathBuf::from(name),
+                    problem,
+                },
+            })
+    }
+
+    /// [`Armory::add`], refusing (and storing nothing) unless the bytes are exactly
+    /// `expect`'s size and digest when given: the read stops one byte past the expected
+    /// size, so a stream longer than announced is never stored or buffered.
+    pub(crate) fn add_expecting(
+        &self,
+        src: &mut dyn Read,
+        expect: Option<(&Digest, u64)>,
+        name: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Added, StageError> {
         check_label("--name", name)?;
         check_label("--by", by)?;
         let _lock = self.lock()?;
@@ -109,34 +152,52 @@ impl Armory {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
             .map_err(io("create", &tmp))?;
-        let result = hash_copy(src, Some(&mut staged), MAX_TOOL_BYTES);
+        let limit = expect.map_or(self.max_tool_bytes, |(_, size)| size);
+        let result = hash_copy(src, Some(&mut staged), limit);
+        let discard = |staged: std::fs::File| {
+            drop(staged);
+            let _ = std::fs::remove_file(&tmp);
+        };
         let hashed = match result {
             Ok(h) => h,
             Err(e) => {
-                drop(staged);
-                let _ = std::fs::remove_file(&tmp);
+                discard(staged);
                 return Err(match e {
-                    CopyError::Read(source) => ArmoryError::Store {
-                        action: "read the new tool",
-                        path: PathBuf::from(name),
-                        source,
-                    },
-                    CopyError::Write(source) => ArmoryError::Store {
+                    CopyError::Read(source) => StageError::Read(source),
+                    CopyError::Write(source) => StageError::Armory(ArmoryError::Store {
                         action: "write",
-                        path: tmp,
+                        path: tmp.clone(),
                         source,
+                    }),
+                    CopyError::TooLarge if expect.is_some() => StageError::Unexpected {
+                        problem: format!("it sent more than the {limit} bytes announced"),
                     },
-                    CopyError::TooLarge => ArmoryError::TooLarge {
+                    CopyError::TooLarge => StageError::Armory(ArmoryError::TooLarge {
                         what: name.to_owned(),
-                        limit: MAX_TOOL_BYTES,
-                    },
+                        limit,
+                    }),
                 });
             }
         };
+        if let Some((digest, size)) = expect {
+            let problem = if hashed.size != size {
+                Some(format!(
+                    "it ended after {} of the {size} bytes announced (truncated)",
+                    hashed.size
+                ))
+            } else if hashed.digest != *digest {
+                Some(format!("its bytes hash to {}, not {digest}", hashed.digest))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                discard(staged);
+                return Err(StageError::Unexpected { problem });
+            }
+        }
         if let Err(e) = check_executable(&hashed.head, name) {
-            drop(staged);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
+            discard(staged);
+            return Err(e.into());
         }
         staged
             .set_permissions(std::fs::Permissions::from_mode(0o444))
@@ -173,6 +234,15 @@ impl Armory {
             size: hashed.size,
             new,
         })
+    }
+
+    /// True when the index names `digest` and its blob is sound.
+    pub fn holds(&self, digest: &Digest) -> Result<bool, ArmoryError> {
+        let index = Index::read(&self.layout)?;
+        Ok(index
+            .tools
+            .get(digest)
+            .is_some_and(|e| self.blob_problem(digest, e.size).is_none()))
     }
 
     /// Authorizes a tool to run. Its blob is re-hashed first: authorizing vouches for the
