@@ -169,7 +169,10 @@ impl Proxy {
             if let Ok(p) = std::fs::read_to_string(&port_file) {
                 break p.trim().parse().unwrap();
             }
-            assert!(Instant::now() < deadline, "the registry proxy did not start");
+            assert!(
+                Instant::now() < deadline,
+                "the registry proxy did not start"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         Proxy { child, port, log }

@@ -4,7 +4,6 @@
 
 use super::{Proxy, Registry};
 use crate::run::{Backend, ECHO_TOOL, World, assert_exit, stderr, stdout};
-use std::path::Path;
 
 /// A world that trusts the registry's CA, with `extra` configuration.
 pub fn world_for(registry: &Registry, extra: &str) -> World {
@@ -37,6 +36,22 @@ pub fn push(w: &World, script: &str, host: &str, repo: &str) -> (String, String)
     assert_eq!(digest, edge_runner::digest::sha256_id(script.as_bytes()));
     assert!(out.contains("manifest sha256:"), "{out}");
     (reference, digest)
+}
+
+/// The manifest digest the last `push` of `script` printed (pushing again is idempotent).
+pub fn manifest_of(w: &World, script: &str, host: &str, repo: &str) -> String {
+    let file = w.path("again.tool");
+    std::fs::write(&file, script).unwrap();
+    let o = w.er(&[
+        "armory",
+        "push",
+        file.to_str().unwrap(),
+        &format!("{host}/{repo}"),
+    ]);
+    assert_exit(&o, 0);
+    let out = stdout(&o);
+    let m = out.split("manifest ").nth(1).unwrap();
+    m.split_whitespace().next().unwrap().to_owned()
 }
 
 /// The armory's tools (digests), and that its staging directory holds nothing.
@@ -93,13 +108,28 @@ fn push_then_pull_stores_exactly_the_pushed_bytes() {
     assert!(stdout(&o).contains("pending"), "{}", stdout(&o));
     assert!(stdout(&o).contains("echo"), "{}", stdout(&o));
 
-    // A pinned manifest digest must match the manifest's bytes.
-    let wrong = format!("sha256:{}", "0".repeat(64));
+    // A pinned manifest digest: the right one pulls; one the registry does not have is
+    // unknown; a manifest altered in flight no longer hashes to the pin.
+    let manifest = manifest_of(&w, ECHO_TOOL, &registry.host(), "tools/echo");
     let w2 = world_for(&registry, "");
-    let o = w2.er(&["armory", "pull", &reference, "--manifest", &wrong]);
+    let o = w2.er(&["armory", "pull", &reference, "--manifest", &manifest]);
+    assert_exit(&o, 0);
+    assert_eq!(stored(&w2), vec![digest.clone()]);
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let w3 = world_for(&registry, "");
+    let o = w3.er(&["armory", "pull", &reference, "--manifest", &wrong]);
+    refused_with(&o, "digest_unknown");
+    let altered = Proxy::start(&registry, "huge-layer", "");
+    let o = w3.er(&[
+        "armory",
+        "pull",
+        &format!("{}/tools/echo@{digest}", altered.host()),
+        "--manifest",
+        &manifest,
+    ]);
     refused_with(&o, "registry_digest_mismatch");
     assert!(stderr(&o).contains("the manifest"), "{}", stderr(&o));
-    assert!(stored(&w2).is_empty());
+    assert!(stored(&w3).is_empty());
 }
 
 #[test]
@@ -142,7 +172,12 @@ fn a_manifest_whose_layer_is_another_digest_is_refused() {
 }
 
 /// Pulls `reference` (rewritten to go through `proxy`) into a fresh world.
-fn pull_via(registry: &Registry, proxy: &Proxy, digest: &str, extra: &str) -> (World, std::process::Output) {
+fn pull_via(
+    registry: &Registry,
+    proxy: &Proxy,
+    digest: &str,
+    extra: &str,
+) -> (World, std::process::Output) {
     let w = world_for(registry, extra);
     let o = w.er(&[
         "armory",
@@ -259,7 +294,10 @@ fn a_registry_with_an_untrusted_certificate_is_refused() {
         &format!("{}/tools/echo@{digest}", registry.host()),
     ]);
     assert_exit(&o, 4);
-    assert!(stderr(&o).contains("error[registry_failed]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error[registry_failed]"),
+        "{}",
+        stderr(&o)
+    );
     assert!(stored(&w).is_empty());
-    let _ = Path::new("");
 }

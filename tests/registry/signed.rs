@@ -93,7 +93,11 @@ fn a_signed_statement_decides_what_runs_and_a_newer_one_revokes() {
     let s1 = statement(&w, 1, vec![tool(&echo, "echo-tool")]);
     let o = apply(&w, &s1);
     assert_exit(&o, 0);
-    assert!(stdout(&o).contains("sequence 1 installed"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("sequence 1 installed"),
+        "{}",
+        stdout(&o)
+    );
     let o = w.er(&["armory", "policy", "show", "--json"]);
     assert_exit(&o, 0);
     let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -118,7 +122,11 @@ fn a_signed_statement_decides_what_runs_and_a_newer_one_revokes() {
     let s2 = statement(&w, 2, vec![tool(&other, "other-tool")]);
     let o = apply(&w, &s2);
     assert_exit(&o, 0);
-    assert!(stdout(&o).contains("replacing sequence 1"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("replacing sequence 1"),
+        "{}",
+        stdout(&o)
+    );
     let task = w.sign(&w.manifest("t-revoked", &echo));
     let o = w.run(&task);
     assert_refused(&o, "digest_unauthorized", "armory");
@@ -154,7 +162,8 @@ fn an_expired_statement_stops_authorizing() {
     let w = signed_world();
     let echo = w.add_tool("echo-tool", ECHO_TOOL, false);
     let now = chrono::Utc::now();
-    let fmt = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let body = |seq: u64, exp: chrono::DateTime<chrono::Utc>| {
         json!({
             "statement_version": "1",
@@ -166,10 +175,20 @@ fn an_expired_statement_stops_authorizing() {
         })
     };
     // Already expired: refused at apply.
-    let past = statement_with(&w, &body(1, now - chrono::TimeDelta::seconds(1)), "signing-key.jwk", None);
+    let past = statement_with(
+        &w,
+        &body(1, now - chrono::TimeDelta::seconds(1)),
+        "signing-key.jwk",
+        None,
+    );
     assert_refused(&apply(&w, &past), "authorization_expired", "armory");
 
-    let soon = statement_with(&w, &body(2, now + chrono::TimeDelta::seconds(3)), "signing-key.jwk", None);
+    let soon = statement_with(
+        &w,
+        &body(2, now + chrono::TimeDelta::seconds(3)),
+        "signing-key.jwk",
+        None,
+    );
     assert_exit(&apply(&w, &soon), 0);
     let task = w.sign(&w.manifest("t-before", &echo));
     assert_exit(&w.run(&task), 0);
@@ -178,7 +197,12 @@ fn an_expired_statement_stops_authorizing() {
     let o = w.run(&task);
     assert_refused(&o, "authorization_expired", "armory");
     let events = w.events();
-    assert_denial_event(events.last().unwrap(), &task, "authorization_expired", "armory");
+    assert_denial_event(
+        events.last().unwrap(),
+        &task,
+        "authorization_expired",
+        "armory",
+    );
     let o = w.er(&["armory", "policy", "show"]);
     assert!(stdout(&o).contains("EXPIRED"), "{}", stdout(&o));
 }
@@ -210,12 +234,24 @@ fn tenants_audience_and_signatures_are_enforced() {
         "signing-key.jwk",
         Some(3600),
     );
-    assert_refused(&apply(&w, &other), "authorization_audience_mismatch", "armory");
+    assert_refused(
+        &apply(&w, &other),
+        "authorization_audience_mismatch",
+        "armory",
+    );
 
     // Wrongly signed: the same kid, another key.
     let o = w.er(&[
-        "keys", "generate", "--alg", "ES256", "--kid", "k1", "--private", "impostor.jwk",
-        "--public", "impostor.json",
+        "keys",
+        "generate",
+        "--alg",
+        "ES256",
+        "--kid",
+        "k1",
+        "--private",
+        "impostor.jwk",
+        "--public",
+        "impostor.json",
     ]);
     assert_exit(&o, 0);
     let forged = statement_with(
@@ -227,20 +263,24 @@ fn tenants_audience_and_signatures_are_enforced() {
     );
     assert_refused(&apply(&w, &forged), "signature_invalid", "signature");
 
-    // Unsigned (alg none), made by hand.
-    let b64 = |v: &Value| {
+    // Unsigned (alg none), made by hand: with no signature, and with a made-up one.
+    let b64 = |v: &[u8]| {
         use base64::Engine as _;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
     };
-    let unsigned = format!(
-        "{}.{}.",
-        b64(&json!({"alg": "none", "kid": "k1", "typ": "edge-runner-authorization+jws"})),
-        b64(&json!({"statement_version": "1", "aud": runner_id(), "sequence": 11,
-                    "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
-                    "tools": []}))
+    let header = json!({"alg": "none", "kid": "k1", "typ": "edge-runner-authorization+jws"});
+    let payload = json!({"statement_version": "1", "aud": runner_id(), "sequence": 11,
+                         "issued_at": "2026-01-01T00:00:00Z", "expires_at": "2099-01-01T00:00:00Z",
+                         "tools": [tool(&echo, "echo-tool")]});
+    let signing_input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(payload.to_string().as_bytes())
     );
     let file = w.path("unsigned.jws");
-    std::fs::write(&file, unsigned).unwrap();
+    std::fs::write(&file, format!("{signing_input}.")).unwrap();
+    assert_refused(&apply(&w, &file), "jws_malformed", "parse");
+    std::fs::write(&file, format!("{signing_input}.{}", b64(&[7u8; 64]))).unwrap();
     assert_refused(&apply(&w, &file), "alg_forbidden", "parse");
 
     // The installed statement is still sequence 2.
@@ -257,7 +297,11 @@ fn a_task_is_never_a_statement_and_a_statement_never_a_task() {
     let task = w.sign(&w.manifest("t-as-statement", &echo));
     let o = apply(&w, &task);
     assert_refused(&o, "authorization_invalid", "armory");
-    assert!(stderr(&o).contains("edge-runner-task+jws"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("edge-runner-task+jws"),
+        "{}",
+        stderr(&o)
+    );
 
     // A statement offered as a task, also with claims.require_typ relaxed.
     let s = statement(&w, 1, vec![tool(&echo, "echo-tool")]);
@@ -270,7 +314,11 @@ fn a_task_is_never_a_statement_and_a_statement_never_a_task() {
     ));
     let o = w.run(&s);
     assert_refused(&o, "typ_invalid", "claims");
-    assert!(stderr(&o).contains("authorization statement"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("authorization statement"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -318,7 +366,11 @@ fn an_authorized_tool_is_pulled_on_demand_and_runs() {
     let task = w.sign(&w.manifest("t-notallowed", &digest));
     let o = w.run(&task);
     assert_refused(&o, "digest_unknown", "armory");
-    assert!(stderr(&o).contains("armory.pull.registries"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("armory.pull.registries"),
+        "{}",
+        stderr(&o)
+    );
 
     let mut t = tool(&digest, "echo-tool");
     t["source"] = json!(format!("{}/tools/echo", registry.host()));
@@ -326,14 +378,17 @@ fn an_authorized_tool_is_pulled_on_demand_and_runs() {
     let task = w.sign(&w.manifest("t-pulled", &digest));
     let o = w.run(&task);
     assert_exit(&o, 0);
-    assert!(stdout(&o).contains("uid="), "{}", stdout(&o));
     assert_eq!(stored(&w), vec![digest.clone()]);
     let events = w.events();
-    assert_eq!(
-        events.last().unwrap()["type"],
-        crate::run::COMPLETED,
-        "{:#?}",
-        events.last()
+    let done = events.last().unwrap();
+    assert_eq!(done["type"], crate::run::COMPLETED, "{done:#}");
+    assert_eq!(done["data"]["tool_sha256"], digest.as_str(), "{done:#}");
+    assert!(
+        done["data"]["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("uid=65534"),
+        "{done:#}"
     );
 
     // A digest authorized on demand but served wrong is never stored (a tag that lies).
@@ -358,6 +413,11 @@ fn an_authorized_tool_is_pulled_on_demand_and_runs() {
     let o = w.run(&task);
     assert_refused(&o, "registry_digest_mismatch", "armory");
     let events = w.events();
-    assert_denial_event(events.last().unwrap(), &task, "registry_digest_mismatch", "armory");
+    assert_denial_event(
+        events.last().unwrap(),
+        &task,
+        "registry_digest_mismatch",
+        "armory",
+    );
     assert_eq!(stored(&w), vec![digest]);
 }

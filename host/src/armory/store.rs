@@ -21,7 +21,9 @@ pub(crate) enum StageError {
     /// The source could not be read (for a pull: the transfer broke off).
     Read(std::io::Error),
     /// The bytes are not the ones expected (size or digest); nothing was stored.
-    Unexpected { problem: String },
+    Unexpected {
+        problem: String,
+    },
     Armory(ArmoryError),
 }
 

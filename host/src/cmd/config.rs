@@ -122,6 +122,8 @@ fn check(global: &Global, args: &CheckArgs) -> CmdResult {
         let mut effective = config.clone();
         effective.events.source = Some(config.events.source());
         effective.events.sinks = config.events.sinks();
+        effective.armory_settings.path = Some(config.armory.clone());
+        effective.armory_settings.authorization = Some(config.armory_settings.mode());
         let doc = serde_json::json!({
             "source": source,
             "effective": effective,
@@ -334,7 +336,8 @@ fn check_authorization(config: &Config, ok: &mut Vec<String>, problems: &mut Vec
             s.sequence,
             s.tools.len(),
             if s.tools.len() == 1 { "" } else { "s" },
-            s.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            s.expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         )),
         Err(e) => {
             use edge_runner::reason::Refuse as _;

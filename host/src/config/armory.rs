@@ -64,7 +64,7 @@ impl Default for ArmoryConfig {
 }
 
 /// `[armory.pull]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PullConfig {
     /// Pull an authorized digest that is missing locally when a task needs it (signed
@@ -87,6 +87,19 @@ pub struct PullConfig {
     /// Seconds without progress before a registry request fails.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        Self {
+            on_demand: false,
+            registries: Vec::new(),
+            ca_file: None,
+            system_roots: None,
+            bearer_token_file: None,
+            timeout_secs: default_timeout_secs(),
+        }
+    }
 }
 
 fn default_max_tool_bytes() -> u64 {
@@ -122,14 +135,18 @@ impl ArmoryConfig {
             ));
         }
         if self.pull.on_demand && self.pull.registries.is_empty() {
-            return Err("armory.pull.on_demand = true needs armory.pull.registries: the \
+            return Err(
+                "armory.pull.on_demand = true needs armory.pull.registries: the \
                         registries (host or host:port) the runner may fetch tools from"
-                .into());
+                    .into(),
+            );
         }
         if self.pull.on_demand && self.mode() != AuthorizationMode::Signed {
-            return Err("armory.pull.on_demand needs armory.authorization = \"signed\": only a \
+            return Err(
+                "armory.pull.on_demand needs armory.authorization = \"signed\": only a \
                         signed statement names digests that are not yet in the armory"
-                .into());
+                    .into(),
+            );
         }
         for r in &self.pull.registries {
             crate::armory::registry::check_registry_name(r)

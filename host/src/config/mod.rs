@@ -49,11 +49,7 @@ pub struct Config {
     #[serde(skip)]
     armory_setting: Option<PathBuf>,
     /// `armory = "PATH"` or `[armory]`: the store, the authorization mode, registry pulls.
-    #[serde(
-        rename = "armory",
-        default,
-        deserialize_with = "armory::deserialize"
-    )]
+    #[serde(rename = "armory", default, deserialize_with = "armory::deserialize")]
     pub armory_settings: ArmoryConfig,
     /// The effective armory path (resolved after parsing; see [`Config::set_state_dir`]).
     #[serde(skip)]

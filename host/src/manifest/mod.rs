@@ -356,7 +356,10 @@ fn check_typ(typ: Option<&str>, policy: &ClaimPolicy) -> Result<(), ManifestErro
     });
     if statement {
         return Err(ManifestError::TypInvalid {
-            found: format!("\"{}\" (an authorization statement)", printable(typ.unwrap_or_default())),
+            found: format!(
+                "\"{}\" (an authorization statement)",
+                printable(typ.unwrap_or_default())
+            ),
         });
     }
     if !policy.claims.require_typ {

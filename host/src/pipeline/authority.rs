@@ -82,12 +82,12 @@ impl Authority {
                 if let Some(on_demand) = &self.on_demand
                     && !armory.holds(digest)?
                 {
-                    let source =
-                        tool.source
-                            .as_deref()
-                            .ok_or_else(|| RegistryError::NoSource {
-                                digest: digest.to_string(),
-                            })?;
+                    let source = tool
+                        .source
+                        .as_deref()
+                        .ok_or_else(|| RegistryError::NoSource {
+                            digest: digest.to_string(),
+                        })?;
                     let repository = Repository::parse(source)?;
                     if !on_demand
                         .registries
@@ -128,4 +128,3 @@ pub(crate) fn client(config: &Config) -> Result<Client, RegistryError> {
         std::time::Duration::from_secs(config.armory_settings.pull.timeout_secs),
     )
 }
-

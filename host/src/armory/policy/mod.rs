@@ -371,4 +371,3 @@ pub fn decode_unverified(compact: &[u8]) -> Result<Statement, PolicyError> {
     statement::check_typ(parsed.header.typ.as_deref())?;
     statement::decode_payload(&parsed.payload)
 }
-

@@ -140,8 +140,8 @@ pub(crate) fn decode_payload(payload: &[u8]) -> Result<Statement, PolicyError> {
     }
     let mut tools = BTreeMap::new();
     for (i, t) in p.tools.into_iter().enumerate() {
-        let digest = Digest::parse(&t.digest)
-            .map_err(|e| invalid(format!("tools[{i}].digest: {e}")))?;
+        let digest =
+            Digest::parse(&t.digest).map_err(|e| invalid(format!("tools[{i}].digest: {e}")))?;
         crate::armory::check_label("name", &t.name)
             .map_err(|e| invalid(format!("tools[{i}].name: {e}")))?;
         if let Some(tenants) = &t.tenants {
@@ -243,4 +243,112 @@ impl Statement {
 
 pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body() -> serde_json::Value {
+        json!({
+            "statement_version": "1",
+            "aud": ["edge-7", "pool-a"],
+            "sequence": 3,
+            "issued_at": "2026-12-01T00:00:00Z",
+            "expires_at": "2026-12-08T00:00:00Z",
+            "tools": [{"digest": format!("sha256:{}", "a".repeat(64)), "name": "scan",
+                       "tenants": ["acme"], "source": "localhost:5000/tools/scan"}],
+        })
+    }
+
+    fn decode(v: &serde_json::Value) -> Result<Statement, PolicyError> {
+        decode_payload(v.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_statement_decodes_and_is_checked_for_its_reader() {
+        let s = decode(&body()).unwrap();
+        assert_eq!(s.sequence, 3);
+        assert_eq!(s.tools.len(), 1);
+        let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+        let skew = TimeDelta::seconds(30);
+        let me = ["edge-7".to_owned()];
+        assert!(s.check_for(&me, at("2026-12-02T00:00:00Z"), skew).is_ok());
+        let pool = ["edge-9".to_owned(), "pool-a".to_owned()];
+        assert!(s.check_for(&pool, at("2026-12-02T00:00:00Z"), skew).is_ok());
+        let other = ["edge-9".to_owned()];
+        assert!(matches!(
+            s.check_for(&other, at("2026-12-02T00:00:00Z"), skew),
+            Err(PolicyError::Audience { .. })
+        ));
+        assert!(matches!(
+            s.check_for(&me, at("2026-12-08T00:00:31Z"), skew),
+            Err(PolicyError::Expired { .. })
+        ));
+        assert!(s.check_for(&me, at("2026-12-08T00:00:29Z"), skew).is_ok());
+        assert!(matches!(
+            s.check_for(&me, at("2026-11-30T23:59:00Z"), skew),
+            Err(PolicyError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_statements_are_refused() {
+        let mut cases = Vec::new();
+        let mut v = body();
+        v["extra"] = json!(1);
+        cases.push(v);
+        let mut v = body();
+        v["sequence"] = json!(0);
+        cases.push(v);
+        let mut v = body();
+        v["sequence"] = json!(MAX_SEQUENCE + 1);
+        cases.push(v);
+        let mut v = body();
+        v["statement_version"] = json!("2");
+        cases.push(v);
+        let mut v = body();
+        v["expires_at"] = json!("2026-11-01T00:00:00Z");
+        cases.push(v);
+        let mut v = body();
+        v["issued_at"] = json!("yesterday");
+        cases.push(v);
+        let mut v = body();
+        v["aud"] = json!([]);
+        cases.push(v);
+        let mut v = body();
+        v["tools"][0]["digest"] = json!("sha256:abc");
+        cases.push(v);
+        let mut v = body();
+        v["tools"][0]["tenants"] = json!([]);
+        cases.push(v);
+        let mut v = body();
+        v["tools"][0]["source"] = json!("https://r/x");
+        cases.push(v);
+        let mut v = body();
+        v["tools"][0]["unknown"] = json!(true);
+        cases.push(v);
+        let mut v = body();
+        let t = v["tools"][0].clone();
+        v["tools"] = json!([t.clone(), t]);
+        cases.push(v);
+        for c in cases {
+            assert!(decode(&c).is_err(), "accepted {c}");
+        }
+        // Duplicate members are refused by the strict parser.
+        let dup = body()
+            .to_string()
+            .replacen("\"sequence\":3", "\"sequence\":3,\"sequence\":9", 1);
+        assert!(decode_payload(dup.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn only_the_statement_typ_is_accepted() {
+        assert!(check_typ(Some("edge-runner-authorization+jws")).is_ok());
+        assert!(check_typ(Some("application/Edge-Runner-Authorization+JWS")).is_ok());
+        for bad in [None, Some("edge-runner-task+jws"), Some("JWT"), Some("")] {
+            assert!(check_typ(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -267,7 +267,7 @@ impl Client {
         let agent = ureq::Agent::config_builder()
             .timeout_connect(Some(timeout))
             .timeout_recv_response(Some(timeout))
-            .timeout_recv_body(None)
+            .timeout_per_read(Some(timeout))
             .timeout_send_body(Some(timeout.saturating_mul(20)))
             .http_status_as_error(false)
             .max_redirects(0)
@@ -426,9 +426,18 @@ mod tests {
     #[test]
     fn only_the_same_origin_is_followed() {
         let u = |s| url::Url::parse(s).unwrap();
-        assert!(same_origin("https://r:5000/v2/x", &u("https://r:5000/other")));
-        assert!(!same_origin("https://r:5000/v2/x", &u("https://r:5001/v2/x")));
-        assert!(!same_origin("https://r:5000/v2/x", &u("https://s:5000/v2/x")));
+        assert!(same_origin(
+            "https://r:5000/v2/x",
+            &u("https://r:5000/other")
+        ));
+        assert!(!same_origin(
+            "https://r:5000/v2/x",
+            &u("https://r:5001/v2/x")
+        ));
+        assert!(!same_origin(
+            "https://r:5000/v2/x",
+            &u("https://s:5000/v2/x")
+        ));
         assert!(!same_origin("https://r/v2/x", &u("http://r/v2/x")));
         assert!(same_origin("https://r/v2/x", &u("https://r:443/v2/y")));
     }

@@ -49,7 +49,8 @@ impl Client {
         by: &str,
         now: DateTime<Utc>,
     ) -> Result<Pulled, RegistryError> {
-        let (manifest_digest, layer) = self.manifest(reference, manifest, armory.max_tool_bytes())?;
+        let (manifest_digest, layer) =
+            self.manifest(reference, manifest, armory.max_tool_bytes())?;
         if armory.holds(&reference.digest)? {
             return Ok(Pulled {
                 digest: reference.digest.clone(),
@@ -161,7 +162,9 @@ impl Client {
             .read_to_end(&mut bytes)
             .map_err(|e| {
                 if bytes.len() as u64 > MAX_MANIFEST_BYTES || e.to_string().contains("limit") {
-                    not_a_tool(format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes"))
+                    not_a_tool(format!(
+                        "the manifest is larger than {MAX_MANIFEST_BYTES} bytes"
+                    ))
                 } else {
                     RegistryError::Transport {
                         url: url.clone(),

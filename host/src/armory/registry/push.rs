@@ -5,8 +5,8 @@
 //! already has them. This module reads the file; it never writes the armory.
 
 use super::{
-    Client, EMPTY_CONFIG, EMPTY_CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Reference, Repository,
-    RegistryError, TOOL_MEDIA_TYPE, status_error,
+    Client, EMPTY_CONFIG, EMPTY_CONFIG_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, Reference, RegistryError,
+    Repository, TOOL_MEDIA_TYPE, status_error,
 };
 use crate::digest::Digest;
 use std::io::{Seek as _, SeekFrom};
@@ -156,7 +156,9 @@ impl Client {
                 location: crate::text::printable(&location),
             });
         }
-        target.query_pairs_mut().append_pair("digest", digest.as_str());
+        target
+            .query_pairs_mut()
+            .append_pair("digest", digest.as_str());
         let (url, response) = self.send(
             "PUT",
             target.as_str(),

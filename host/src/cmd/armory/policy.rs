@@ -86,7 +86,8 @@ pub fn run(_global: &Global, config: &Config, root: &Path, command: PolicyComman
             let host = setup::plugin_host(&config, false).map_err(|e| Failure::Usage(e.into()))?;
             let verifier =
                 setup::policy_verifier(&config, host).map_err(|e| Failure::Usage(e.into()))?;
-            let armory = Armory::open(root).map_err(failure)?;
+            // A new host may receive its statement before its first tool.
+            let armory = Armory::create(root).map_err(failure)?;
             let audience = config.runner.audience();
             let judge = Judge {
                 verifier: &verifier,
@@ -163,8 +164,8 @@ pub fn run(_global: &Global, config: &Config, root: &Path, command: PolicyComman
             Ok(Exit::Ok)
         }
         PolicyCommand::Sign(s) => {
-            let key = SigningKey::load(&s.key, s.kid.as_deref())
-                .map_err(|e| Failure::Usage(e.into()))?;
+            let key =
+                SigningKey::load(&s.key, s.kid.as_deref()).map_err(|e| Failure::Usage(e.into()))?;
             let text = std::fs::read(&s.file).map_err(|e| {
                 Failure::Usage(
                     anyhow::Error::new(e).context(format!("failed to read {}", s.file.display())),
@@ -176,9 +177,7 @@ pub fn run(_global: &Global, config: &Config, root: &Path, command: PolicyComman
                 })?;
             if let (Some(ttl), Some(obj)) = (s.ttl, value.as_object_mut()) {
                 let stamp = |t: chrono::DateTime<chrono::Utc>| {
-                    serde_json::Value::String(
-                        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    )
+                    serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 };
                 obj.entry("issued_at").or_insert_with(|| stamp(now));
                 obj.entry("expires_at")
@@ -193,7 +192,10 @@ pub fn run(_global: &Global, config: &Config, root: &Path, command: PolicyComman
                     edge_runner::reason::chain(&e)
                 ))
             })?;
-            print(&format!("{}\n", key.sign_typed(&payload, AUTHORIZATION_TYP)))?;
+            print(&format!(
+                "{}\n",
+                key.sign_typed(&payload, AUTHORIZATION_TYP)
+            ))?;
             Ok(Exit::Ok)
         }
     }

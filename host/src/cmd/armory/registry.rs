@@ -57,11 +57,7 @@ pub struct PushArgs {
 
 pub fn pull(config: &Config, root: &Path, a: PullArgs) -> CmdResult {
     let reference = Reference::parse(&a.reference).map_err(|e| Failure::Usage(e.into()))?;
-    let manifest = a
-        .manifest
-        .as_deref()
-        .map(super::parse_digest)
-        .transpose()?;
+    let manifest = a.manifest.as_deref().map(super::parse_digest).transpose()?;
     let client = setup::registry_client(config).map_err(|e| Failure::Usage(e.into()))?;
     let armory = Armory::create(root)
         .map_err(failure)?
@@ -113,9 +109,9 @@ pub fn push(config: &Config, a: PushArgs) -> CmdResult {
 fn registry_failure(e: RegistryError) -> Failure {
     match e {
         RegistryError::Armory(a) => failure(a),
-        RegistryError::ReadFile { .. } | RegistryError::Reference { .. } | RegistryError::Tls(_) => {
-            Failure::Usage(e.into())
-        }
+        RegistryError::ReadFile { .. }
+        | RegistryError::Reference { .. }
+        | RegistryError::Tls(_) => Failure::Usage(e.into()),
         other => refused(other.to_refusal()),
     }
 }
