@@ -73,7 +73,7 @@ fn statement(w: &World, sequence: u64, tools: Vec<Value>) -> PathBuf {
     )
 }
 
-fn apply(w: &World, file: &PathBuf) -> std::process::Output {
+fn apply(w: &World, file: &std::path::Path) -> std::process::Output {
     w.er(&["armory", "policy", "apply", file.to_str().unwrap()])
 }
 
@@ -420,4 +420,41 @@ fn an_authorized_tool_is_pulled_on_demand_and_runs() {
         "armory",
     );
     assert_eq!(stored(&w), vec![digest]);
+}
+
+#[test]
+fn a_statement_written_into_the_armory_by_hand_must_still_verify() {
+    // Whoever can write the armory (but has no control-plane key) cannot authorize.
+    let w = signed_world();
+    let echo = w.add_tool("echo-tool", ECHO_TOOL, false);
+    let o = w.er(&[
+        "keys",
+        "generate",
+        "--alg",
+        "ES256",
+        "--kid",
+        "k1",
+        "--private",
+        "impostor.jwk",
+        "--public",
+        "impostor.json",
+    ]);
+    assert_exit(&o, 0);
+    let forged = statement_with(
+        &w,
+        &json!({"statement_version": "1", "aud": runner_id(), "sequence": 1,
+                "tools": [tool(&echo, "echo-tool")]}),
+        "impostor.jwk",
+        Some(3600),
+    );
+    let installed = w.state().join("armory/authorization.jws");
+    std::fs::copy(&forged, &installed).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let task = w.sign(&w.manifest("t-forged", &echo));
+    let o = w.run(&task);
+    assert_refused(&o, "signature_invalid", "signature");
+    assert_denial_event(&w.only_event(), &task, "signature_invalid", "signature");
 }

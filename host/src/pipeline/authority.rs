@@ -89,11 +89,7 @@ impl Authority {
                             digest: digest.to_string(),
                         })?;
                     let repository = Repository::parse(source)?;
-                    if !on_demand
-                        .registries
-                        .iter()
-                        .any(|r| *r == repository.registry)
-                    {
+                    if !on_demand.registries.contains(&repository.registry) {
                         return Err(RegistryError::NotAllowed {
                             digest: digest.to_string(),
                             registry: repository.registry,
