@@ -155,6 +155,12 @@ fn a_signed_statement_decides_what_runs_and_a_newer_one_revokes() {
     assert_exit(&w.er(&["armory", "authorize", &echo]), 0);
     let task = w.sign(&w.manifest("t-local", &echo));
     assert_refused(&w.run(&task), "digest_unauthorized", "armory");
+    // A local revocation is a brake the statement cannot release.
+    assert_exit(&w.er(&["armory", "revoke", &other]), 0);
+    let task = w.sign(&w.manifest("t-braked", &other));
+    let o = w.run(&task);
+    assert_refused(&o, "digest_unauthorized", "armory");
+    assert!(stderr(&o).contains("revoked"), "{}", stderr(&o));
 }
 
 #[test]
