@@ -8,6 +8,8 @@ It forwards GET and HEAD requests to the upstream registry over HTTPS and, depen
   corrupt      flip one byte of every blob body (same length)
   truncate     announce a blob's full Content-Length, send half of it, close
   redirect     answer blob requests with 307 to --redirect-to (another origin)
+  redirect-same  answer blob requests with 307 to the same path on this proxy (same
+               origin) with ?moved=1, then serve them
   huge-layer   rewrite the manifest's layer size to 10 GiB (the blob is never needed)
   huge-body    answer blob requests with Content-Length 10 GiB and stream zeros
 
@@ -57,6 +59,14 @@ def main():
                 f.write(f"{self.command} {self.path}\n")
             blob = "/blobs/sha256:" in self.path
             manifest = "/manifests/" in self.path
+            if blob and args.mode == "redirect-same" and "moved=1" not in self.path:
+                self.send_response(307)
+                self.send_header("Location", self.path + "?moved=1")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if "?moved=1" in self.path:
+                self.path = self.path.replace("?moved=1", "")
             if blob and args.mode == "redirect":
                 self.send_response(307)
                 self.send_header("Location", args.redirect_to + self.path)

@@ -279,6 +279,17 @@ fn a_redirect_to_another_host_is_refused() {
     refused_with(&o, "registry_redirect_refused");
     assert!(stderr(&o).contains("another origin"), "{}", stderr(&o));
     assert!(stored(&w).is_empty());
+
+    // A redirect within the same origin is followed.
+    let same = Proxy::start(&registry, "redirect-same", "");
+    let (w, o) = pull_via(&registry, &same, &digest, "");
+    assert_exit(&o, 0);
+    assert_eq!(stored(&w), vec![digest.clone()]);
+    assert!(
+        same.requests().iter().any(|r| r.contains("?moved=1")),
+        "{:?}",
+        same.requests()
+    );
 }
 
 #[test]

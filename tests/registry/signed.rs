@@ -464,3 +464,41 @@ fn a_statement_written_into_the_armory_by_hand_must_still_verify() {
     assert_refused(&o, "signature_invalid", "signature");
     assert_denial_event(&w.only_event(), &task, "signature_invalid", "signature");
 }
+
+#[test]
+fn wrong_bytes_from_the_registry_refuse_the_task_through_run() {
+    // Pull-on-demand through the misbehaving proxy: each way of serving the wrong bytes
+    // is a denial event with its code, and nothing is stored.
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::start(dir.path());
+    let publisher = World::new(Backend::Native);
+    publisher.write_config(&pull_config(&registry, ""));
+    let (_, digest) = push(&publisher, ECHO_TOOL, &registry.host(), "tools/echo");
+    for (mode, code) in [
+        ("corrupt", "registry_digest_mismatch"),
+        ("truncate", "registry_digest_mismatch"),
+        ("huge-layer", "tool_too_large"),
+        ("huge-body", "tool_too_large"),
+        ("redirect", "registry_redirect_refused"),
+    ] {
+        let redirect_to = format!("https://localhost:{}", registry.port);
+        let proxy = super::Proxy::start(&registry, mode, &redirect_to);
+        let w = World::new(Backend::Native);
+        let extra = signed_config(&w, "");
+        w.write_config(&pull_config(&registry, &extra).replace(
+            "[armory.pull]\n",
+            &format!(
+                "[armory.pull]\non_demand = true\nregistries = [\"{}\"]\n",
+                proxy.host()
+            ),
+        ));
+        let mut t = tool(&digest, "echo-tool");
+        t["source"] = json!(format!("{}/tools/echo", proxy.host()));
+        assert_exit(&apply(&w, &statement(&w, 1, vec![t])), 0);
+        let task = w.sign(&w.manifest(&format!("t-{mode}"), &digest));
+        let o = w.run(&task);
+        assert_refused(&o, code, "armory");
+        assert_denial_event(&w.only_event(), &task, code, "armory");
+        assert!(stored(&w).is_empty(), "{mode}: something was stored");
+    }
+}
