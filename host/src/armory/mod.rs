@@ -20,6 +20,7 @@
 //! interpreter must exist inside the sandbox's root filesystem, since only the tool itself
 //! comes from the armory. This module must not run anything.
 
+mod add;
 mod error;
 mod hashing;
 mod index;

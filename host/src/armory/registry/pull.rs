@@ -12,7 +12,7 @@ use super::{
     status_error,
 };
 use crate::armory::Armory;
-use crate::armory::store::StageError;
+use crate::armory::add::StageError;
 use crate::digest::Digest;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
