@@ -263,8 +263,8 @@ fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
             writeln!(
                 err,
                 "--- edge-runner: {}{} in {} ms (cpu {} ms, peak memory {} KiB){}{}\n\
-                 --- posture: backend={} namespaces={} capabilities={} seccomp={} apparmor={} \
-                 network={} uid={} gid={} no_new_privs={} read_only_root={}",
+                 --- posture: backend={} namespaces={} capabilities={} seccomp={}{} landlock={} \
+                 cgroup={} apparmor={} network={} uid={} gid={} no_new_privs={} read_only_root={}",
                 outcome.termination,
                 if outcome.timed_out { ", timed out" } else { "" },
                 outcome.wall_ms,
@@ -280,6 +280,13 @@ fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
                     p.capabilities.join(",")
                 },
                 p.seccomp,
+                if p.seccomp_extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("+{}", p.seccomp_extra.join(","))
+                },
+                p.landlock,
+                p.cgroup,
                 p.apparmor,
                 p.network,
                 p.uid,

@@ -89,6 +89,14 @@ impl Layout {
         }
     }
 
+    /// The posture's `cgroup` field: the version and the controllers whose limits apply.
+    pub fn posture(&self) -> String {
+        match self {
+            Layout::V1 { .. } => "v1:pids,memory".to_owned(),
+            Layout::V2 { .. } => "v2:pids,memory".to_owned(),
+        }
+    }
+
     /// A short description for `sandbox check`.
     pub fn describe(&self) -> String {
         match self {
