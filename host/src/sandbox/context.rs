@@ -42,7 +42,7 @@ impl RunContext<'_> {
             capabilities: Vec::new(),
             seccomp: self.plan.seccomp_posture().into(),
             seccomp_extra: Vec::new(),
-            landlock: "off".into(),
+            landlock: self.plan.landlock_posture(),
             cgroup: match self.cgroups {
                 Some(layout) => layout.posture(),
                 None if self.policy.cgroups == Requirement::Off => "off".into(),
