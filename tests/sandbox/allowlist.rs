@@ -28,7 +28,12 @@ fn a_call_outside_the_allow_list_gets_enosys_and_the_operator_can_widen_it() {
     require_root();
     let world = World::new();
     let policy = native(&world);
-    let o = world.run_tool(&policy, world.executable(), &["syscalls"], RunLimits::default());
+    let o = world.run_tool(
+        &policy,
+        world.executable(),
+        &["syscalls"],
+        RunLimits::default(),
+    );
     let out = ok(&o, "filtered");
     assert_eq!(o.posture.seccomp, "filter");
     assert!(o.posture.seccomp_extra.is_empty());
@@ -40,7 +45,12 @@ fn a_call_outside_the_allow_list_gets_enosys_and_the_operator_can_widen_it() {
     // Without the filter the same calls reach the kernel: the ENOSYS above is the filter's.
     let mut off = native(&world);
     off.seccomp = Requirement::Off;
-    let o = world.run_tool(&off, world.executable(), &["syscalls"], RunLimits::default());
+    let o = world.run_tool(
+        &off,
+        world.executable(),
+        &["syscalls"],
+        RunLimits::default(),
+    );
     let out = ok(&o, "unfiltered");
     assert_eq!(o.posture.seccomp, "off");
     assert_eq!(field(&out, "modify_ldt"), "ok", "{out}");
@@ -50,7 +60,12 @@ fn a_call_outside_the_allow_list_gets_enosys_and_the_operator_can_widen_it() {
     let mut wide = native(&world);
     wide.seccomp_allow
         .insert("*".into(), vec!["modify_ldt".into()]);
-    let o = world.run_tool(&wide, world.executable(), &["syscalls"], RunLimits::default());
+    let o = world.run_tool(
+        &wide,
+        world.executable(),
+        &["syscalls"],
+        RunLimits::default(),
+    );
     let out = ok(&o, "widened");
     assert_eq!(field(&out, "modify_ldt"), "ok", "{out}");
     assert_eq!(field(&out, "sethostname"), "ENOSYS", "{out}");
@@ -86,11 +101,15 @@ fn an_unknown_name_in_the_extension_is_refused_with_its_code() {
     policy
         .seccomp_allow
         .insert("*".into(), vec!["open_treee".into()]);
-    let err = sandbox::run(&policy, world.launch(&["exit", "0"], RunLimits::default()))
-        .unwrap_err();
+    let err =
+        sandbox::run(&policy, world.launch(&["exit", "0"], RunLimits::default())).unwrap_err();
     let refusal = err.refusal().expect("a refusal, not a runner failure");
     assert_eq!(refusal.reason.code(), "seccomp_allow_unknown");
-    assert!(refusal.message.contains("\"open_treee\""), "{}", refusal.message);
+    assert!(
+        refusal.message.contains("\"open_treee\""),
+        "{}",
+        refusal.message
+    );
 }
 
 #[test]
@@ -177,9 +196,18 @@ fn the_allow_list_runs_real_tools_shell_python_busybox_and_dynamic_elf() {
     // Dynamic ELF binaries straight from Debian, executed as the tool itself.
     for (bin, args, want) in [
         ("/usr/bin/sort", &["--version"][..], "sort"),
-        ("/usr/bin/python3", &["-c", "print('elf-python')"][..], "elf-python"),
+        (
+            "/usr/bin/python3",
+            &["-c", "print('elf-python')"][..],
+            "elf-python",
+        ),
     ] {
-        let o = world.run_tool(&policy, world.tool(Path::new(bin)), args, RunLimits::default());
+        let o = world.run_tool(
+            &policy,
+            world.tool(Path::new(bin)),
+            args,
+            RunLimits::default(),
+        );
         assert!(ok(&o, bin).contains(want), "{bin}");
     }
 }

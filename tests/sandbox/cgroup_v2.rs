@@ -7,6 +7,7 @@
 //! offers none: `required` cgroups refuse, `if-available` runs in a limitless run cgroup.
 
 use super::*;
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -66,16 +67,28 @@ impl V2 {
     fn exec(&self, in_unit: bool, tool: &[&str]) -> std::process::Child {
         let rel = self.top.strip_prefix(unified()).unwrap();
         let join = if in_unit {
-            format!("echo $$ > /sys/fs/cgroup/{}/unit/cgroup.procs", rel.display())
+            format!(
+                "echo $$ > /sys/fs/cgroup/{}/unit/cgroup.procs",
+                rel.display()
+            )
         } else {
             String::new()
         };
         let script = format!(
             "set -e; umount -R /sys/fs/cgroup; mount -t cgroup2 cgroup2 /sys/fs/cgroup; {join}\n\
-             exec \"$0\" --config \"$1\" sandbox exec --backend native -- \"$@\""
+             cfg=\"$1\"; shift\n\
+             exec \"$0\" --config \"$cfg\" sandbox exec --backend native -- \"$@\""
         );
         Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "--", "sh", "-c", &script])
+            .args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ])
             .arg(env!("CARGO_BIN_EXE_edge-runner"))
             .arg(&self.config)
             .args(tool)
@@ -127,7 +140,8 @@ fn a_run_on_cgroup_v2_is_born_in_its_own_cgroup_under_the_delegated_one() {
     let mut seen = Vec::new();
     while seen.is_empty() && Instant::now() < deadline {
         for run in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
-            let procs = std::fs::read_to_string(run.path().join("cgroup.procs")).unwrap_or_default();
+            let procs =
+                std::fs::read_to_string(run.path().join("cgroup.procs")).unwrap_or_default();
             seen.extend(procs.lines().map(str::to_owned));
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -144,7 +158,11 @@ fn a_run_on_cgroup_v2_is_born_in_its_own_cgroup_under_the_delegated_one() {
         std::fs::read_to_string(unified().join("cgroup.subtree_control")).unwrap(),
         root_control
     );
-    let left: Vec<_> = std::fs::read_dir(&parent).unwrap().flatten().collect();
+    let left: Vec<_> = std::fs::read_dir(&parent)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
     assert!(left.is_empty(), "run cgroups left: {left:?}");
 }
 
@@ -156,16 +174,32 @@ fn an_undelegated_cgroup_and_the_root_are_refused_by_name() {
     // In a cgroup that carries no delegate mark.
     let o = v2.run(true, &[probe, "exit", "0"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("cgroup_not_delegated"), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Delegate=yes"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cgroup_not_delegated"),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Delegate=yes"),
+        "{}",
+        text(&o)
+    );
     // In the hierarchy's root.
     let o = v2.run(false, &[probe, "exit", "0"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let e = String::from_utf8_lossy(&o.stderr);
-    assert!(e.contains("cgroup_not_delegated") && e.contains("root"), "{}", text(&o));
+    assert!(
+        e.contains("cgroup_not_delegated") && e.contains("root"),
+        "{}",
+        text(&o)
+    );
     // Delegated, but without the pids and memory controllers: required refuses.
     v2.delegate();
     let o = v2.run(true, &[probe, "exit", "0"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Delegate=pids memory"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Delegate=pids memory"),
+        "{}",
+        text(&o)
+    );
 }

@@ -31,14 +31,33 @@ fn a_write_outside_tmp_that_the_view_allows_is_denied_by_landlock() {
     let off = with_landlock(&world, false);
     let on = with_landlock(&world, true);
     // The view alone: procfs is mounted read-write.
-    assert_eq!(probe_says(&world, &off, &["write", "/proc/self/comm"], "write"), "ok");
-    assert_eq!(probe_says(&world, &on, &["write", "/proc/self/comm"], "write"), "EACCES");
+    assert_eq!(
+        probe_says(&world, &off, &["write", "/proc/self/comm"], "write"),
+        "ok"
+    );
+    assert_eq!(
+        probe_says(&world, &on, &["write", "/proc/self/comm"], "write"),
+        "EACCES"
+    );
     // /tmp stays writable, and the devices a shell redirects to.
     assert_eq!(probe_says(&world, &on, &["write", "/tmp/x"], "write"), "ok");
-    assert_eq!(probe_says(&world, &on, &["write", "/dev/null"], "write"), "ok");
-    let o = world.run_tool(&on, world.executable(), &["exit", "0"], RunLimits::default());
+    assert_eq!(
+        probe_says(&world, &on, &["write", "/dev/null"], "write"),
+        "ok"
+    );
+    let o = world.run_tool(
+        &on,
+        world.executable(),
+        &["exit", "0"],
+        RunLimits::default(),
+    );
     assert_eq!(o.posture.landlock, format!("abi:{}", landlock_abi()));
-    let o = world.run_tool(&off, world.executable(), &["exit", "0"], RunLimits::default());
+    let o = world.run_tool(
+        &off,
+        world.executable(),
+        &["exit", "0"],
+        RunLimits::default(),
+    );
     assert_eq!(o.posture.landlock, "off");
 }
 
@@ -54,7 +73,10 @@ fn only_the_tool_and_the_system_program_directories_execute() {
     let off = with_landlock(&world, false);
     let on = with_landlock(&world, true);
     assert_eq!(probe_says(&world, &off, &["exec", outside], "exec"), "ok");
-    assert_eq!(probe_says(&world, &on, &["exec", outside], "exec"), "EACCES");
+    assert_eq!(
+        probe_says(&world, &on, &["exec", outside], "exec"),
+        "EACCES"
+    );
     // The system's programs still run (a script's utilities, interpreters).
     assert_eq!(
         probe_says(&world, &on, &["exec", "/bin/echo", "exec=ok"], "exec"),

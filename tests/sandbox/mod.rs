@@ -164,8 +164,8 @@ impl World {
             stdin: Vec::new(),
             limits,
         };
-        let outcome = sandbox::run(policy, launch)
-            .unwrap_or_else(|e| panic!("{:?}: {e:#?}", policy.backend));
+        let outcome =
+            sandbox::run(policy, launch).unwrap_or_else(|e| panic!("{:?}: {e:#?}", policy.backend));
         self.assert_clean(policy.backend);
         outcome
     }

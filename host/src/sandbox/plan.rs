@@ -435,10 +435,17 @@ mod tests {
         h.landlock_abi = None;
         let r = resolve(&p, &h).unwrap_err();
         assert_eq!(r.reason, Reason::LandlockUnavailable);
-        assert!(r.message.contains("landlock = \"if-available\""), "{}", r.message);
+        assert!(
+            r.message.contains("landlock = \"if-available\""),
+            "{}",
+            r.message
+        );
         p.landlock = Requirement::IfAvailable;
         let plan = resolve(&p, &h).unwrap();
-        assert_eq!((plan.landlock, plan.landlock_posture().as_str()), (None, "unavailable"));
+        assert_eq!(
+            (plan.landlock, plan.landlock_posture().as_str()),
+            (None, "unavailable")
+        );
         p.landlock = Requirement::Off;
         h.landlock_abi = Some(7);
         assert_eq!(resolve(&p, &h).unwrap().landlock_posture(), "off");
@@ -464,8 +471,13 @@ mod tests {
         let r = resolve(&p, &h).unwrap_err();
         assert_eq!(r.reason, Reason::SeccompAllowUnknown);
         assert!(r.message.contains("\"open_treee\""), "{}", r.message);
-        assert!(!r.message.starts_with("seccomp_allow_unknown"), "{}", r.message);
-        p.seccomp_allow.insert("*".into(), vec!["modify_ldt".into()]);
+        assert!(
+            !r.message.starts_with("seccomp_allow_unknown"),
+            "{}",
+            r.message
+        );
+        p.seccomp_allow
+            .insert("*".into(), vec!["modify_ldt".into()]);
         assert!(resolve(&p, &h).is_ok());
         p.seccomp_allow.insert("not-a-digest".into(), vec![]);
         assert_eq!(

@@ -324,7 +324,9 @@ impl SandboxPolicy {
     pub fn check_seccomp_allow(&self) -> Result<(), String> {
         for (key, names) in &self.seccomp_allow {
             let digest_like = key.strip_prefix("sha256:").is_some_and(|h| {
-                h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                h.len() == 64
+                    && h.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             });
             if key != "*" && !digest_like {
                 return Err(format!(

@@ -58,9 +58,7 @@ pub(crate) fn clone_child<T>(
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut pidfd: libc::c_int = -1;
     let args = CloneArgs {
-        flags: flags
-            | libc::CLONE_PIDFD as u64
-            | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
+        flags: flags | libc::CLONE_PIDFD as u64 | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),

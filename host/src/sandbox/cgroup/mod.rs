@@ -52,9 +52,11 @@ impl Layout {
                 }
             }
         };
-        match layout.hierarchies().iter().find(|h| {
-            nix::unistd::access(h.as_path(), nix::unistd::AccessFlags::W_OK).is_err()
-        }) {
+        match layout
+            .hierarchies()
+            .iter()
+            .find(|h| nix::unistd::access(h.as_path(), nix::unistd::AccessFlags::W_OK).is_err())
+        {
             Some(h) => Err(Problem::Missing(format!(
                 "the runner cannot write to the cgroup {}",
                 h.display()

@@ -67,7 +67,10 @@ mod tests {
 
     #[test]
     fn escaped_mount_paths_are_unescaped() {
-        assert_eq!(unescape(r"/mnt/with\040space"), PathBuf::from("/mnt/with space"));
+        assert_eq!(
+            unescape(r"/mnt/with\040space"),
+            PathBuf::from("/mnt/with space")
+        );
         assert_eq!(unescape(r"/a\011tab\012nl"), PathBuf::from("/a\ttab\nnl"));
         assert_eq!(unescape(r"/back\134slash"), PathBuf::from(r"/back\slash"));
         // Not an escape: kept as written.

@@ -69,7 +69,10 @@ pub(crate) fn delegated(root: &Path, own: &Path) -> Result<PathBuf, Problem> {
 
 /// Finds the v2 hierarchy and the runner's delegated cgroup, and which of [`WANTED`] it
 /// offers (`cgroup.controllers`).
-pub(crate) fn detect(mounts_text: &str, cgroup_text: &str) -> Result<(PathBuf, PathBuf, Vec<String>), Problem> {
+pub(crate) fn detect(
+    mounts_text: &str,
+    cgroup_text: &str,
+) -> Result<(PathBuf, PathBuf, Vec<String>), Problem> {
     let root = mounts::parse(mounts_text)
         .into_iter()
         .find(|m| m.fstype == "cgroup2")
@@ -89,7 +92,10 @@ pub(crate) fn detect(mounts_text: &str, cgroup_text: &str) -> Result<(PathBuf, P
 
 fn write(path: &Path, value: &str) -> io::Result<()> {
     fs::write(path, value).map_err(|e| {
-        io::Error::new(e.kind(), format!("failed to write {value:?} to {}: {e}", path.display()))
+        io::Error::new(
+            e.kind(),
+            format!("failed to write {value:?} to {}: {e}", path.display()),
+        )
     })
 }
 

@@ -176,7 +176,9 @@ pub(crate) fn prepare(
             None
         },
         cgroup_join: Vec::new(),
-        landlock: landlock.as_ref().map(|(fd, access)| (fd.as_raw_fd(), *access)),
+        landlock: landlock
+            .as_ref()
+            .map(|(fd, access)| (fd.as_raw_fd(), *access)),
         argv,
         envp,
         strings,

@@ -11,7 +11,7 @@
 //! made on a host path holds for the same inode bind-mounted into the view.
 
 use super::super::view::under;
-use landlock::{
+use ::landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
     Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
 };
@@ -23,18 +23,24 @@ use std::path::{Path, PathBuf};
 const TARGET_ABI: i32 = 6;
 
 /// Devices of the view a tool may write (and `isatty` on).
-const DEVICES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
+const DEVICES: &[&str] = &[
+    "/dev/null",
+    "/dev/zero",
+    "/dev/full",
+    "/dev/random",
+    "/dev/urandom",
+];
 
 /// Why the ruleset could not be built.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LandlockError {
     #[error("failed to build the Landlock ruleset")]
-    Ruleset(#[source] landlock::RulesetError),
+    Ruleset(#[source] ::landlock::RulesetError),
     #[error("failed to open {} for a Landlock rule", path.display())]
     Path {
         path: PathBuf,
         #[source]
-        source: landlock::PathFdError,
+        source: ::landlock::PathFdError,
     },
     #[error("the kernel did not create a Landlock ruleset (is Landlock enabled?)")]
     NotCreated,
@@ -103,9 +109,9 @@ pub(crate) fn prepare(
                 .map_err(err)?;
         }
     }
-    let device = (AccessFs::WriteFile | AccessFs::ReadFile | AccessFs::Truncate
-        | AccessFs::IoctlDev)
-        & AccessFs::from_file(abi);
+    let device =
+        (AccessFs::WriteFile | AccessFs::ReadFile | AccessFs::Truncate | AccessFs::IoctlDev)
+            & AccessFs::from_file(abi);
     for dev in DEVICES {
         created = created
             .add_rule(PathBeneath::new(open(Path::new(dev))?, device))
@@ -127,7 +133,10 @@ mod tests {
         for n in 1..=TARGET_ABI {
             let a = tmp_access(ABI::from(n));
             assert!(!a.contains(AccessFs::Execute), "abi {n}");
-            assert!(!a.contains(AccessFs::MakeBlock | AccessFs::MakeChar), "abi {n}");
+            assert!(
+                !a.contains(AccessFs::MakeBlock | AccessFs::MakeChar),
+                "abi {n}"
+            );
             assert!(a.contains(AccessFs::WriteFile | AccessFs::MakeReg | AccessFs::RemoveFile));
             // Every right granted is handled, or the kernel would refuse the rule.
             assert_eq!(a & !AccessFs::from_all(ABI::from(n)), BitFlags::EMPTY);

@@ -341,10 +341,13 @@ pub fn check_extra(names: &[String]) -> Result<Vec<String>, SeccompError> {
     Ok(out)
 }
 
-/// The compiled programs, in the order they are installed. The kernel runs every installed
-/// program, the most recently installed first, and keeps the most severe action (KILL >
-/// ERRNO > ALLOW); between two ERRNO verdicts the first one evaluated wins. So the deny
-/// table comes last: its EPERM overrides the allow list's ENOSYS for a dangerous call.
+/// The compiled programs, in the order they are installed: the ABI check, the deny table
+/// (EPERM), the allow list (ENOSYS for the rest). The kernel runs every installed program
+/// and keeps the most severe action (KILL > ERRNO > ALLOW); between two ERRNO verdicts the
+/// first one evaluated (the most recently installed) wins. So the allow program lets the
+/// deny table's calls through (ALLOW), and the deny table's EPERM stands for them; any
+/// other call outside the list gets the allow program's ENOSYS. The allow list goes in
+/// last because installing a filter is itself a system call it does not allow.
 #[derive(Debug, Clone)]
 pub(crate) struct Programs(pub Vec<BpfProgram>);
 
@@ -469,14 +472,18 @@ fn compile(extra: &[String]) -> Result<Programs, SeccompError> {
     let entries = table()?;
     Ok(Programs(vec![
         abi_program(),
-        compile_allow(extra)?,
         compile_deny(&entries, Deny::Perm)?,
+        compile_allow(&entries, extra)?,
     ]))
 }
 
-/// The allow list (plus `extra`): ALLOW on a match, ENOSYS for anything else.
-fn compile_allow(extra: &[String]) -> Result<BpfProgram, SeccompError> {
+/// The allow list (plus `extra`, plus the deny table's calls, which the deny program
+/// answers): ALLOW on a match, ENOSYS for anything else.
+fn compile_allow(entries: &[Entry], extra: &[String]) -> Result<BpfProgram, SeccompError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.deny == Deny::Perm) {
+        rules.insert(e.nr, Vec::new());
+    }
     for name in allow::ALLOWED
         .iter()
         .copied()

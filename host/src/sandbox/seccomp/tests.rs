@@ -230,8 +230,7 @@ fn oci_section_mirrors_the_table() {
     let tiocsti = calls
         .iter()
         .find(|c| {
-            c.names()[0] == "ioctl"
-                && c.args().as_ref().unwrap()[0].value_two() == Some(TIOCSTI)
+            c.names()[0] == "ioctl" && c.args().as_ref().unwrap()[0].value_two() == Some(TIOCSTI)
         })
         .unwrap();
     assert_eq!(tiocsti.errno_ret(), Some(libc::EPERM as u32));
@@ -291,7 +290,12 @@ fn an_operator_extension_is_checked_and_widens_the_list() {
     let denied = check_extra(&["ptrace".into()]).unwrap_err();
     assert!(matches!(denied, SeccompError::DeniedName(_)), "{denied}");
     assert_eq!(
-        check_extra(&["sethostname".into(), "modify_ldt".into(), "modify_ldt".into()]).unwrap(),
+        check_extra(&[
+            "sethostname".into(),
+            "modify_ldt".into(),
+            "modify_ldt".into()
+        ])
+        .unwrap(),
         vec!["modify_ldt".to_owned(), "sethostname".to_owned()]
     );
     let widened = programs(&["modify_ldt".into()]).unwrap();
