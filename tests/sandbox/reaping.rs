@@ -47,5 +47,21 @@ fn double_forked_sleepers_and_runsc_helpers_are_reaped_before_the_run_returns() 
                 "{backend:?}: the daemon survived"
             );
         }
+        // The kill path: at the timeout everything in the run's cgroup gets SIGKILL at once,
+        // `runsc run` with its sandbox and gofer, which lose their parent. Without the
+        // subreaper they would go to the host's init (which, on this kind of host, reaps
+        // nothing) and stay zombies.
+        let o = world.run(
+            backend,
+            &["spin"],
+            RunLimits {
+                timeout_ms: 1_500,
+                kill_grace_ms: 100,
+                ..RunLimits::default()
+            },
+        );
+        assert!(o.timed_out, "{backend:?}");
+        let left = leftovers(&world);
+        assert!(left.is_empty(), "{backend:?}: left behind after a kill: {left:?}");
     }
 }
