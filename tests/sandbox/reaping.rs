@@ -62,6 +62,41 @@ fn double_forked_sleepers_and_runsc_helpers_are_reaped_before_the_run_returns() 
         );
         assert!(o.timed_out, "{backend:?}");
         let left = leftovers(&world);
-        assert!(left.is_empty(), "{backend:?}: left behind after a kill: {left:?}");
+        assert!(
+            left.is_empty(),
+            "{backend:?}: left behind after a kill: {left:?}"
+        );
     }
+}
+
+#[test]
+fn the_runner_is_a_child_subreaper_while_a_tool_runs() {
+    require_root();
+    let world = World::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut seen = false;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen |= nix::sys::prctl::get_child_subreaper().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            seen
+        });
+        for backend in BACKENDS {
+            let o = world.run(
+                backend,
+                &["spin"],
+                RunLimits {
+                    timeout_ms: 800,
+                    kill_grace_ms: 100,
+                    ..RunLimits::default()
+                },
+            );
+            assert!(o.timed_out, "{backend:?}");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    assert!(seen, "PR_SET_CHILD_SUBREAPER was never set during the runs");
 }
