@@ -47,5 +47,56 @@ fn double_forked_sleepers_and_runsc_helpers_are_reaped_before_the_run_returns() 
                 "{backend:?}: the daemon survived"
             );
         }
+        // The kill path: at the timeout everything in the run's cgroup gets SIGKILL at once,
+        // `runsc run` with its sandbox and gofer, which lose their parent. Without the
+        // subreaper they would go to the host's init (which, on this kind of host, reaps
+        // nothing) and stay zombies.
+        let o = world.run(
+            backend,
+            &["spin"],
+            RunLimits {
+                timeout_ms: 1_500,
+                kill_grace_ms: 100,
+                ..RunLimits::default()
+            },
+        );
+        assert!(o.timed_out, "{backend:?}");
+        let left = leftovers(&world);
+        assert!(
+            left.is_empty(),
+            "{backend:?}: left behind after a kill: {left:?}"
+        );
     }
+}
+
+#[test]
+fn the_runner_is_a_child_subreaper_while_a_tool_runs() {
+    require_root();
+    let world = World::new();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let seen = std::thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut seen = false;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                seen |= nix::sys::prctl::get_child_subreaper().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            seen
+        });
+        for backend in BACKENDS {
+            let o = world.run(
+                backend,
+                &["spin"],
+                RunLimits {
+                    timeout_ms: 800,
+                    kill_grace_ms: 100,
+                    ..RunLimits::default()
+                },
+            );
+            assert!(o.timed_out, "{backend:?}");
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        watcher.join().unwrap()
+    });
+    assert!(seen, "PR_SET_CHILD_SUBREAPER was never set during the runs");
 }

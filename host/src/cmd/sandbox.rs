@@ -413,10 +413,12 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
         },
     );
     let wanted = format!(
-        "backend={} apparmor={} seccomp={}",
+        "backend={} apparmor={} seccomp={} landlock={} cgroups={}",
         policy.backend.as_str(),
         policy.apparmor.as_str(),
-        policy.seccomp.as_str()
+        policy.seccomp.as_str(),
+        policy.landlock.as_str(),
+        policy.cgroups.as_str()
     );
     let (verdict, exit) = match sandbox::plan::resolve(&policy, &host) {
         Err(r) => (
@@ -426,9 +428,10 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
         Ok(plan) => match trial(&policy, &config.state_dir) {
             Ok(s) => (
                 format!(
-                    "OK: tasks run with backend={} seccomp={} apparmor={}; {s}",
+                    "OK: tasks run with backend={} seccomp={} landlock={} apparmor={}; {s}",
                     plan.backend.name(),
                     plan.seccomp_posture(),
+                    plan.landlock_posture(),
                     plan.apparmor_posture()
                 ),
                 Exit::Ok,
