@@ -34,6 +34,8 @@ pub enum ArmoryCommand {
     /// Authorize a tool to run, after re-hashing its stored bytes.
     ///
     /// A revoked tool cannot be authorized again; add the fixed build (a new digest).
+    /// With `[armory] authorization = "signed"` this local mark does not let a tool run:
+    /// the installed signed statement decides (`armory policy`).
     ///
     /// Example: edge-runner armory authorize sha256:HEX --by alice
     Authorize(StateArgs),
@@ -54,6 +56,7 @@ pub enum ArmoryCommand {
     ///
     /// Example: edge-runner armory verify
     Verify(ListArgs),
+    /// Signed authorization statements: apply, show, sign.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
     Pull(registry::PullArgs),
