@@ -245,8 +245,13 @@ impl Client {
                 .map(|t| {
                     t.replace(
                         "; the event stays spooled, nothing was sent in clear text",
-                        "; set armory.pull.ca_file to the registry's CA",
+                        "; nothing was fetched",
                     )
+                    .replace(
+                        "check ca_file, client_cert and client_key",
+                        "set armory.pull.ca_file to the CA that signed the registry's certificate",
+                    )
+                    .replace("set ca_file", "set armory.pull.ca_file")
                 })
                 .unwrap_or_else(|| e.to_string()),
         }
