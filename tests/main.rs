@@ -27,3 +27,4 @@ mod run;
 mod sandbox;
 mod task_kit;
 mod vectors;
+mod vm;

@@ -123,6 +123,14 @@ mod tests {
             assert!(tool.contains(rule), "{rule}");
         }
         assert!(!tool.contains("network inet"));
+        // The runner's own files, beyond what the mounts mask (issue 12; the VM test
+        // reads one and expects EACCES).
+        for rule in [
+            "audit deny @{EDGE_RUNNER_CONFIG}/{,**} rwklx,",
+            "audit deny @{EDGE_RUNNER_STATE}/{,**} rwklx,",
+        ] {
+            assert!(tool.contains(rule), "{rule}");
+        }
         assert!(
             RUNSC_PROFILE
                 .1
