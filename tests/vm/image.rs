@@ -10,6 +10,8 @@ use std::process::Command;
 
 /// The runner id the guest's configuration names and the tasks are addressed to.
 pub(super) const RUNNER_ID: &str = "edge-vm";
+/// Where the guest keeps runsc (`[sandbox] runsc_path`).
+pub(super) const GUEST_RUNSC: &str = "/opt/gvisor/runsc";
 /// What the unmasked file beside the configuration holds.
 pub(super) const CANARY: &str = "edge-vm-canary-7f3a";
 
@@ -89,7 +91,7 @@ impl BaseInputs {
     /// A cache key: the image layout version, each input's path, size and mtime, and the
     /// libraries they load.
     fn key(&self) -> String {
-        let mut text = String::from("edge-vm-base-v2\n");
+        let mut text = String::from("edge-vm-base-v3\n");
         let mut files = vec![
             self.busybox.clone(),
             self.runner.clone(),
@@ -142,7 +144,9 @@ impl BaseInputs {
         t.file(Path::new("/bin/busybox"), &self.busybox);
         t.file(Path::new("/usr/bin/edge-runner"), &stripped);
         t.file(Path::new("/usr/sbin/apparmor_parser"), &self.parser);
-        t.file(Path::new("/usr/bin/runsc"), &self.runsc);
+        // Not at /usr/bin: the runsc profile also attaches to runsc by that path, and the
+        // test must show the runner's own exec transition confining it.
+        t.file(Path::new(GUEST_RUNSC), &self.runsc);
         for lib in shared_libraries(&self.runner)
             .into_iter()
             .chain(shared_libraries(&self.parser))
@@ -277,8 +281,11 @@ impl World {
         let mut t = cpio::Tree::default();
         t.bytes(
             "/etc/edge-runner/config.toml",
-            format!("state_dir = \"/var/lib/edge-runner\"\n[runner]\nid = {RUNNER_ID:?}\n")
-                .into_bytes(),
+            format!(
+                "state_dir = \"/var/lib/edge-runner\"\n[runner]\nid = {RUNNER_ID:?}\n\
+                 [sandbox]\nrunsc_path = {GUEST_RUNSC:?}\n"
+            )
+            .into_bytes(),
             0o600,
         );
         // World-readable, beside the configuration, and not masked by the sandbox: only

@@ -99,6 +99,8 @@ fn apparmor_is_enforced_in_a_real_kernel() {
     let i = report("install");
     assert_eq!(i.get("exit"), "0", "{i:?}");
     assert_eq!(i.get("profiles"), "2", "{i:?}");
+    let rp = report("runsc-profile");
+    assert_eq!(rp.get("exit"), "0", "{rp:?}");
     let profiles = report("profiles").get("text").to_owned();
     for p in ["edge-runner-tool (enforce)", "edge-runner-runsc (enforce)"] {
         assert!(profiles.contains(p), "{profiles}");
