@@ -18,7 +18,7 @@ pub(super) const CANARY: &str = "edge-vm-canary-7f3a";
 pub(super) fn bootstrap_hint(what: &str) -> String {
     format!(
         "the AppArmor VM test needs {what}; run scripts/bootstrap (as root) to install \
-         qemu-system-x86, busybox-static, apparmor and runsc and to extract the guest kernel"
+         qemu-system-x86, busybox-static, apparmor, attr and runsc and to extract the guest kernel"
     )
 }
 
@@ -62,6 +62,7 @@ pub(super) struct BaseInputs {
     runner: PathBuf,
     parser: PathBuf,
     runsc: PathBuf,
+    setfattr: PathBuf,
     init: PathBuf,
 }
 
@@ -84,6 +85,7 @@ impl BaseInputs {
             runner: PathBuf::from(crate::support::bin()),
             parser: tool("apparmor_parser"),
             runsc,
+            setfattr: tool("setfattr"),
             init: crate::support::fixtures().join("vm/init"),
         }
     }
@@ -91,16 +93,18 @@ impl BaseInputs {
     /// A cache key: the image layout version, each input's path, size and mtime, and the
     /// libraries they load.
     fn key(&self) -> String {
-        let mut text = String::from("edge-vm-base-v3\n");
+        let mut text = String::from("edge-vm-base-v4\n");
         let mut files = vec![
             self.busybox.clone(),
             self.runner.clone(),
             self.parser.clone(),
             self.runsc.clone(),
+            self.setfattr.clone(),
             self.init.clone(),
         ];
-        files.extend(shared_libraries(&self.runner));
-        files.extend(shared_libraries(&self.parser));
+        for binary in [&self.runner, &self.parser, &self.setfattr] {
+            files.extend(shared_libraries(binary));
+        }
         for f in files {
             let m = std::fs::metadata(&f).unwrap();
             let mtime = m.modified().unwrap().duration_since(std::time::UNIX_EPOCH);
@@ -147,11 +151,11 @@ impl BaseInputs {
         // Not at /usr/bin: the runsc profile also attaches to runsc by that path, and the
         // test must show the runner's own exec transition confining it.
         t.file(Path::new(GUEST_RUNSC), &self.runsc);
-        for lib in shared_libraries(&self.runner)
-            .into_iter()
-            .chain(shared_libraries(&self.parser))
-        {
-            t.file(&lib, &lib);
+        t.file(Path::new("/usr/bin/setfattr"), &self.setfattr);
+        for binary in [&self.runner, &self.parser, &self.setfattr] {
+            for lib in shared_libraries(binary) {
+                t.file(&lib, &lib);
+            }
         }
         // What the shipped profiles include (abi/, tunables/, abstractions/).
         for d in ["abi", "tunables", "abstractions"] {
