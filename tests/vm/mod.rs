@@ -209,6 +209,10 @@ fn apparmor_is_enforced_in_a_real_kernel() {
         context("event", &e)
     );
 
-    report("done");
+    eprintln!(
+        "vm: guest clock: stage 2 at {} s, done at {} s",
+        b.get("uptime"),
+        report("done").get("uptime")
+    );
     eprintln!("vm: whole test {:?}", started.elapsed());
 }
