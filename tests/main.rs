@@ -22,6 +22,7 @@ mod jws_attacks;
 mod manifest;
 mod plugin_faults;
 mod properties;
+mod registry;
 mod replay;
 mod run;
 mod sandbox;

@@ -158,6 +158,27 @@ reasons! {
     /// The runner failed to set up or supervise the sandbox (I/O, a crashed setup step);
     /// the task did not run, or its result was lost.
     SandboxFailed = "sandbox_failed", Sandbox;
+    // --- issue 14: signed authorization and registry pulls
+    /// The authorization statement is malformed: not an edge-runner authorization `typ`
+    /// (a task offered as a statement), unknown fields, bad digests, issued in the future.
+    AuthorizationInvalid = "authorization_invalid", Armory;
+    /// The authorization statement's `aud` names neither this runner nor one of its pools.
+    AuthorizationAudienceMismatch = "authorization_audience_mismatch", Armory;
+    /// The installed authorization statement has expired: it authorizes nothing.
+    AuthorizationExpired = "authorization_expired", Armory;
+    /// The offered statement's sequence is not newer than the installed one's.
+    AuthorizationRollback = "authorization_rollback", Armory;
+    /// Signed authorization is configured and no statement is installed.
+    AuthorizationMissing = "authorization_missing", Armory;
+    /// A registry served a manifest or layer that does not hash to the digest asked for,
+    /// or ended early (truncated); nothing was stored.
+    RegistryDigestMismatch = "registry_digest_mismatch", Armory;
+    /// A registry answered with a redirect to another origin (scheme, host, port).
+    RegistryRedirectRefused = "registry_redirect_refused", Armory;
+    /// A tool (added or pulled) is larger than `armory.max_tool_bytes`.
+    ToolTooLarge = "tool_too_large", Armory;
+    /// The registry could not be reached or answered with an error; the task did not run.
+    RegistryFailed = "registry_failed", Armory;
 }
 
 impl fmt::Display for Reason {
@@ -199,7 +220,10 @@ impl Refusal {
 impl Reason {
     /// The reasons that mean "the runner broke", not "the task is unacceptable".
     pub fn is_runner_failure(self) -> bool {
-        matches!(self, Reason::ArmoryFailed | Reason::SandboxFailed)
+        matches!(
+            self,
+            Reason::ArmoryFailed | Reason::SandboxFailed | Reason::RegistryFailed
+        )
     }
 }
 

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <armory>/index.json             per-digest metadata and authorization (0600, atomic replace)
+//! <armory>/authorization.jws      the installed signed authorization statement (0600; `policy`)
 //! <armory>/lock                   writers (add, authorize, revoke) hold an exclusive flock
 //! <armory>/blobs/sha256/<hex>     the tool bytes, named by their SHA-256 (0444)
 //! <armory>/tmp/                   staging for blobs and index replacements (same filesystem)
@@ -19,9 +20,12 @@
 //! interpreter must exist inside the sandbox's root filesystem, since only the tool itself
 //! comes from the armory. This module must not run anything.
 
+mod add;
 mod error;
 mod hashing;
 mod index;
+pub mod policy;
+pub mod registry;
 mod resolve;
 mod store;
 
@@ -72,6 +76,8 @@ impl Layout {
 #[derive(Debug, Clone)]
 pub struct Armory {
     layout: Layout,
+    /// Largest tool `add` and `pull` accept (`armory.max_tool_bytes`).
+    max_tool_bytes: u64,
 }
 
 impl Armory {
@@ -88,7 +94,10 @@ impl Armory {
             }
             _ => {}
         }
-        let armory = Self { layout };
+        let armory = Self {
+            layout,
+            max_tool_bytes: MAX_TOOL_BYTES,
+        };
         armory.check_dirs()?;
         Ok(armory)
     }
@@ -141,6 +150,17 @@ impl Armory {
 
     pub fn root(&self) -> &Path {
         &self.layout.root
+    }
+
+    /// The same armory with another tool size limit (at most [`MAX_TOOL_BYTES`]).
+    pub fn with_max_tool_bytes(mut self, limit: u64) -> Self {
+        self.max_tool_bytes = limit.min(MAX_TOOL_BYTES);
+        self
+    }
+
+    /// The largest tool accepted.
+    pub fn max_tool_bytes(&self) -> u64 {
+        self.max_tool_bytes
     }
 
     /// Takes the writers' lock (blocking: writers are operator commands, and the kernel

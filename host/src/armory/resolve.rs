@@ -89,6 +89,27 @@ impl Armory {
     /// Resolves `digest` to a private copy under `scratch` (created 0700 if missing; see
     /// [`scratch_dir`]).
     pub fn resolve(&self, digest: &Digest, scratch: &Path) -> Result<ResolvedTool, ArmoryError> {
+        self.resolve_with(digest, scratch, true)
+    }
+
+    /// [`Armory::resolve`] for signed authorization: the caller has established that a
+    /// verified statement authorizes `digest`, so the index's local `authorized` mark is
+    /// not needed; a local revocation still refuses it (an operator's brake is stricter
+    /// than any statement), and the bytes are checked exactly as always.
+    pub fn resolve_signed(
+        &self,
+        digest: &Digest,
+        scratch: &Path,
+    ) -> Result<ResolvedTool, ArmoryError> {
+        self.resolve_with(digest, scratch, false)
+    }
+
+    fn resolve_with(
+        &self,
+        digest: &Digest,
+        scratch: &Path,
+        local_authorization: bool,
+    ) -> Result<ResolvedTool, ArmoryError> {
         self.check_dirs()?;
         let index = Index::read(&self.layout)?;
         let Some(entry) = index.tools.get(digest) else {
@@ -102,7 +123,7 @@ impl Armory {
                 state: format!("was revoked at {} by {}", r.at, r.by),
             });
         }
-        if entry.authorized.is_none() {
+        if local_authorization && entry.authorized.is_none() {
             return Err(ArmoryError::Unauthorized {
                 digest: digest.to_string(),
                 state: format!(

@@ -1,19 +1,16 @@
-//! Writing and auditing the armory: `add` (hash while staging, then rename into place and
-//! record in the index), `authorize`, `revoke`, `list` and `verify` (re-hash every blob).
+//! Writing and auditing the armory: `authorize`, `revoke`, `list` and `verify` (re-hash
+//! every blob); `add` is in `add.rs`.
 //! Writers hold the armory lock for their whole read-modify-write; crash safety comes from
 //! ordering: a blob is complete and durable before the index names it, and the index is
 //! replaced atomically. This module must not hand out tool bytes (that is `resolve`).
 
 use super::hashing::{CopyError, hash_copy, open_blob};
 use super::index::{Entry, Index, Stamp};
-use super::{Armory, ArmoryError, MAX_TOOL_BYTES, check_executable, check_label};
+use super::{Armory, ArmoryError, check_label};
 use crate::digest::Digest;
 use crate::fsperm;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
 
 /// What `add` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,101 +75,13 @@ pub(crate) fn stamp(by: &str, now: DateTime<Utc>) -> Stamp {
 }
 
 impl Armory {
-    /// Adds the bytes of `src` under their digest, named `name`, not yet authorized.
-    /// Adding a digest that is already there changes nothing (and repairs its blob if it
-    /// was damaged).
-    pub fn add(
-        &self,
-        src: &mut dyn Read,
-        name: &str,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Added, ArmoryError> {
-        check_label("--name", name)?;
-        check_label("--by", by)?;
-        let _lock = self.lock()?;
-        let layout = &self.layout;
-        self.clean_staging()?;
-        let tmp = layout.tmp().join(format!("blob.{}", uuid::Uuid::new_v4()));
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |source| ArmoryError::Store {
-                action,
-                path,
-                source,
-            }
-        };
-        let mut staged = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        let result = hash_copy(src, Some(&mut staged), MAX_TOOL_BYTES);
-        let hashed = match result {
-            Ok(h) => h,
-            Err(e) => {
-                drop(staged);
-                let _ = std::fs::remove_file(&tmp);
-                return Err(match e {
-                    CopyError::Read(source) => ArmoryError::Store {
-                        action: "read the new tool",
-                        path: PathBuf::from(name),
-                        source,
-                    },
-                    CopyError::Write(source) => ArmoryError::Store {
-                        action: "write",
-                        path: tmp,
-                        source,
-                    },
-                    CopyError::TooLarge => ArmoryError::TooLarge {
-                        what: name.to_owned(),
-                        limit: MAX_TOOL_BYTES,
-                    },
-                });
-            }
-        };
-        if let Err(e) = check_executable(&hashed.head, name) {
-            drop(staged);
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        staged
-            .set_permissions(std::fs::Permissions::from_mode(0o444))
-            .map_err(io("set the mode of", &tmp))?;
-        staged.sync_all().map_err(io("sync", &tmp))?;
-        drop(staged);
-
-        let blob = layout.blob(&hashed.digest);
-        if self.blob_problem(&hashed.digest, hashed.size).is_none() {
-            std::fs::remove_file(&tmp).map_err(io("remove", &tmp))?;
-        } else {
-            // Absent or damaged: the staged copy (already durable) takes its place.
-            std::fs::rename(&tmp, &blob).map_err(io("move the new blob to", &blob))?;
-            super::sync_dir(&layout.blobs())?;
-        }
-
-        let mut index = Index::read(layout)?;
-        let new = !index.tools.contains_key(&hashed.digest);
-        if new {
-            index.tools.insert(
-                hashed.digest.clone(),
-                Entry {
-                    name: name.to_owned(),
-                    size: hashed.size,
-                    added: stamp(by, now),
-                    authorized: None,
-                    revoked: None,
-                },
-            );
-            index.write(layout)?;
-        }
-        Ok(Added {
-            digest: hashed.digest,
-            size: hashed.size,
-            new,
-        })
+    /// True when the index names `digest` and its blob is sound.
+    pub fn holds(&self, digest: &Digest) -> Result<bool, ArmoryError> {
+        let index = Index::read(&self.layout)?;
+        Ok(index
+            .tools
+            .get(digest)
+            .is_some_and(|e| self.blob_problem(digest, e.size).is_none()))
     }
 
     /// Authorizes a tool to run. Its blob is re-hashed first: authorizing vouches for the
@@ -277,7 +186,7 @@ impl Armory {
 
     /// Checks one blob in place: present, a trusted regular file, the right size, the right
     /// hash. `None` when it is sound.
-    fn blob_problem(&self, digest: &Digest, size: u64) -> Option<BlobProblem> {
+    pub(super) fn blob_problem(&self, digest: &Digest, size: u64) -> Option<BlobProblem> {
         let path = self.layout.blob(digest);
         let file = match open_blob(&path) {
             Ok(f) => f,
@@ -333,7 +242,7 @@ impl Armory {
 
     /// Removes staging files left by writers that died. Call with the lock held: every
     /// live writer holds it while its staging file exists.
-    fn clean_staging(&self) -> Result<(), ArmoryError> {
+    pub(super) fn clean_staging(&self) -> Result<(), ArmoryError> {
         let tmp = self.layout.tmp();
         let dir = std::fs::read_dir(&tmp).map_err(|source| ArmoryError::Store {
             action: "list",

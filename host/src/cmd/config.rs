@@ -85,6 +85,7 @@ fn check(global: &Global, args: &CheckArgs) -> CmdResult {
     let mut ok = Vec::new();
     let mut problems = Vec::new();
     check_loading(&config, &mut ok, &mut problems);
+    check_authorization(&config, &mut ok, &mut problems);
     check_state_dir(&config.state_dir, &mut ok, &mut problems);
     check_sinks(&config, &mut ok, &mut problems);
     let policy = config.sandbox_policy(canonical.as_deref());
@@ -121,6 +122,8 @@ fn check(global: &Global, args: &CheckArgs) -> CmdResult {
         let mut effective = config.clone();
         effective.events.source = Some(config.events.source());
         effective.events.sinks = config.events.sinks();
+        effective.armory_settings.path = Some(config.armory.clone());
+        effective.armory_settings.authorization = Some(config.armory_settings.mode());
         let doc = serde_json::json!({
             "source": source,
             "effective": effective,
@@ -179,6 +182,8 @@ fn effective_toml(config: &Config) -> Result<String, Failure> {
     let mut effective = config.clone();
     effective.events.source = Some(config.events.source());
     effective.events.sinks = config.events.sinks();
+    effective.armory_settings.path = Some(config.armory.clone());
+    effective.armory_settings.authorization = Some(config.armory_settings.mode());
     toml::to_string(&effective).map_err(|e| {
         Failure::Runner(anyhow::Error::new(e).context("failed to print the configuration"))
     })
@@ -271,6 +276,78 @@ fn check_loading(config: &Config, ok: &mut Vec<String>, problems: &mut Vec<Probl
             key: "armory",
             message: chain(&e),
         }),
+    }
+}
+
+/// Which authorization mode is in force and, in signed mode, whether the installed
+/// statement verifies and is current (without one every task is refused).
+fn check_authorization(config: &Config, ok: &mut Vec<String>, problems: &mut Vec<Problem>) {
+    use edge_runner::armory::policy::{Gate, Judge};
+    use edge_runner::config::AuthorizationMode;
+    let settings = &config.armory_settings;
+    let pull = if settings.pull.on_demand {
+        format!(
+            "pull-on-demand on (registries: {})",
+            settings.pull.registries.join(", ")
+        )
+    } else {
+        "pull-on-demand off".to_owned()
+    };
+    if settings.mode() == AuthorizationMode::Local {
+        ok.push(format!(
+            "armory authorization: local{} (`armory authorize` marks in the index decide what              runs; set [armory] authorization = \"signed\" to require the control plane's              signed statements); {pull}",
+            if settings.authorization.is_none() {
+                ", the default when [armory] authorization is not set"
+            } else {
+                ""
+            }
+        ));
+        return;
+    }
+    let problem = |message: String| Problem {
+        key: "armory.authorization",
+        message,
+    };
+    let verifier = match setup::plugin_host(config, false)
+        .and_then(|host| setup::policy_verifier(config, host))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(problem(format!(
+                "signed mode, but the statement key set does not load: {}",
+                edge_runner::reason::chain(&e)
+            )));
+            return;
+        }
+    };
+    let Ok(armory) = setup::armory(config) else {
+        // Reported by check_loading.
+        return;
+    };
+    let audience = config.runner.audience();
+    let judge = Judge {
+        verifier: &verifier,
+        audience: &audience,
+        skew: chrono::TimeDelta::seconds(config.claims.clock_skew_secs as i64),
+    };
+    match Gate::default().current(&armory, &judge, chrono::Utc::now()) {
+        Ok(s) => ok.push(format!(
+            "armory authorization: signed (statement sequence {}, {} tool{}, expires {}); {pull}",
+            s.sequence,
+            s.tools.len(),
+            if s.tools.len() == 1 { "" } else { "s" },
+            s.expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        )),
+        Err(e) => {
+            use edge_runner::reason::Refuse as _;
+            let r = e.to_refusal();
+            problems.push(problem(format!(
+                "signed mode: every task would be refused as {}: {}",
+                r.reason.code(),
+                r.message
+            )));
+        }
     }
 }
 

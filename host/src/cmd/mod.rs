@@ -141,6 +141,7 @@ impl Failure {
                         SetupError::Plugins(_) => "plugin_invalid",
                         SetupError::Armory(_) => "armory_untrusted",
                         SetupError::Events(_) => "events_setup_failed",
+                        SetupError::Registry(_) => "registry_setup_failed",
                     }
                 } else if e
                     .downcast_ref::<edge_runner::plugins::PluginError>()

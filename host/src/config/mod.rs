@@ -3,8 +3,10 @@
 //! and the limits applied to plugins, inputs and tasks. Unknown keys are refused naming the key and the file. This module
 //! only reads and checks the file; it opens nothing it names.
 
+mod armory;
 mod fleet;
 
+pub use armory::{ArmoryConfig, AuthorizationMode, PullConfig};
 pub use fleet::{FleetConfig, is_subject_token};
 
 use crate::manifest::{ClaimsConfig, EnvConfig, LimitsConfig};
@@ -44,10 +46,13 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The tool store (content-addressed blobs and their authorization index), as set in
     /// the file; when absent, `<state_dir>/armory`.
-    #[serde(rename = "armory", default, skip_serializing)]
+    #[serde(skip)]
     armory_setting: Option<PathBuf>,
+    /// `armory = "PATH"` or `[armory]`: the store, the authorization mode, registry pulls.
+    #[serde(rename = "armory", default, deserialize_with = "armory::deserialize")]
+    pub armory_settings: ArmoryConfig,
     /// The effective armory path (resolved after parsing; see [`Config::set_state_dir`]).
-    #[serde(skip_deserializing)]
+    #[serde(skip)]
     pub armory: PathBuf,
     /// `[runner]`: who this runner is (the audience tasks must name).
     #[serde(default)]
@@ -82,6 +87,7 @@ impl Default for Config {
             keys: default_keys(),
             state_dir: default_state_dir(),
             armory_setting: None,
+            armory_settings: ArmoryConfig::default(),
             armory: default_armory(),
             runner: RunnerConfig::default(),
             plugins: PluginsConfig::default(),
@@ -333,6 +339,7 @@ impl Config {
             path: path.to_owned(),
             message: e.to_string().trim_end().to_owned(),
         })?;
+        config.armory_setting = config.armory_settings.path.clone();
         config.armory = config
             .armory_setting
             .clone()
@@ -358,6 +365,7 @@ impl Config {
     /// Sets the armory explicitly (an `--armory` flag).
     pub fn set_armory(&mut self, dir: PathBuf) {
         self.armory_setting = Some(dir.clone());
+        self.armory_settings.path = Some(dir.clone());
         self.armory = dir;
     }
 
@@ -393,6 +401,7 @@ impl Config {
             ));
         }
         self.runner.check().map_err(invalid)?;
+        self.armory_settings.check().map_err(invalid)?;
         self.claims
             .check()
             .and_then(|()| self.limits.check())

@@ -348,6 +348,20 @@ fn check_audience(aud: &[String], runner: &[String]) -> Result<(), ManifestError
 
 /// The header `typ` must name an edge-runner task when the policy requires it.
 fn check_typ(typ: Option<&str>, policy: &ClaimPolicy) -> Result<(), ManifestError> {
+    // A signed authorization statement is never a task, whatever `require_typ` says
+    // (issue 14): the two kinds of signed object share the control plane's keys.
+    let statement = typ.is_some_and(|t| {
+        let t = t.strip_prefix("application/").unwrap_or(t);
+        t.eq_ignore_ascii_case(crate::armory::policy::AUTHORIZATION_TYP)
+    });
+    if statement {
+        return Err(ManifestError::TypInvalid {
+            found: format!(
+                "\"{}\" (an authorization statement)",
+                printable(typ.unwrap_or_default())
+            ),
+        });
+    }
     if !policy.claims.require_typ {
         return Ok(());
     }

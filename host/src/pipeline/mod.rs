@@ -17,6 +17,7 @@
 //! once per process and handles any number of tasks. This module owns the order of the
 //! stages only: it checks nothing itself.
 
+mod authority;
 mod decision;
 pub mod setup;
 
@@ -104,6 +105,7 @@ pub struct Runner {
     claims: ClaimPolicy,
     replay: Box<dyn ReplayGuard>,
     armory: Armory,
+    authority: authority::Authority,
     scratch: PathBuf,
     sandbox: SandboxPolicy,
     events: EventPipeline,
@@ -134,14 +136,18 @@ impl Runner {
     ) -> Result<Self, SetupError> {
         let plugins = setup::plugin_host(config, long_lived)?;
         let events = setup::events(config, &plugins)?;
+        let statement_verifier = setup::statement_verifier(config, plugins.clone())?;
         let verifier = setup::verifier(config, plugins)?;
         let armory = setup::armory(config)?;
+        let authority =
+            authority::Authority::new(config, statement_verifier, setup::on_demand(config)?);
         Ok(Self {
             verifier,
             claims: ClaimPolicy::new(&config.claims, &config.limits, &config.env)
                 .for_audience(config.runner.audience()),
             replay: Box::new(ReplayStore::new(&config.state_dir)),
             armory,
+            authority,
             scratch: armory::scratch_dir(&config.state_dir),
             sandbox: config.sandbox_policy(config_file),
             events,
@@ -161,6 +167,11 @@ impl Runner {
     /// The sandbox policy tasks run under.
     pub fn sandbox_policy(&self) -> &SandboxPolicy {
         &self.sandbox
+    }
+
+    /// The authorization mode in force (`signed` or `local`).
+    pub fn authorization_mode(&self) -> crate::config::AuthorizationMode {
+        self.authority.mode
     }
 
     /// The event pipeline every task's event goes through.
@@ -209,7 +220,9 @@ impl Runner {
         // by `launch`, right before the tool starts.
         self.replay.check(&manifest)?;
         clock.lap("replay");
-        let tool = self.armory.resolve(manifest.tool(), &self.scratch)?;
+        let tool =
+            self.authority
+                .resolve(&self.armory, &self.verifier, &manifest, &self.scratch)?;
         self.check_interpreter(&tool)?;
         clock.lap("armory");
         // The sandbox this host can give, decided now: a required protection the host

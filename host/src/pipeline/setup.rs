@@ -26,6 +26,9 @@ pub enum SetupError {
     /// The armory cannot be opened or trusted.
     #[error(transparent)]
     Armory(armory::ArmoryError),
+    /// The registry client for pull-on-demand cannot be set up (its CA file or token).
+    #[error("failed to set up registry pulls (armory.pull)")]
+    Registry(#[source] armory::registry::RegistryError),
     /// The event mapper or a sink cannot be set up.
     #[error("failed to set up event delivery")]
     Events(#[source] EventsError),
@@ -64,7 +67,50 @@ pub fn verifier(config: &Config, host: PluginHost) -> Result<SignatureVerifier, 
     Ok(SignatureVerifier::new(keys, verifiers)?)
 }
 
-/// The armory, opened and trusted.
+/// The armory, opened and trusted, with the configured tool size limit.
 pub fn armory(config: &Config) -> Result<Armory, SetupError> {
-    Armory::open(&config.armory).map_err(SetupError::Armory)
+    Armory::open(&config.armory)
+        .map(|a| a.with_max_tool_bytes(config.armory_settings.max_tool_bytes))
+        .map_err(SetupError::Armory)
+}
+
+/// The verifier of authorization statements when `armory.keys` names a dedicated key set
+/// (the same plugins and verification code as tasks); `None`: the runner's key set.
+pub fn statement_verifier(
+    config: &Config,
+    host: PluginHost,
+) -> Result<Option<SignatureVerifier>, SetupError> {
+    let Some(path) = &config.armory_settings.keys else {
+        return Ok(None);
+    };
+    let keys = KeySet::load(path)?;
+    let algorithms = keys.iter().map(|k| k.alg.as_str()).collect();
+    let verifiers = Verifiers::load_for(host, &config.plugins.verifier_overrides(), &algorithms)?;
+    Ok(Some(SignatureVerifier::new(keys, verifiers)?))
+}
+
+/// The verifier `armory policy apply` uses: the dedicated armory key set, else the
+/// runner's.
+pub fn policy_verifier(config: &Config, host: PluginHost) -> Result<SignatureVerifier, SetupError> {
+    match statement_verifier(config, host.clone())? {
+        Some(v) => Ok(v),
+        None => verifier(config, host),
+    }
+}
+
+/// Pull-on-demand's client, when `armory.pull.on_demand` is on.
+pub(crate) fn on_demand(config: &Config) -> Result<Option<super::authority::OnDemand>, SetupError> {
+    if !config.armory_settings.pull.on_demand {
+        return Ok(None);
+    }
+    let client = super::authority::client(config).map_err(SetupError::Registry)?;
+    Ok(Some(super::authority::OnDemand {
+        client,
+        registries: config.armory_settings.pull.registries.clone(),
+    }))
+}
+
+/// The registry client `armory pull` and `armory push` use.
+pub fn registry_client(config: &Config) -> Result<armory::registry::Client, SetupError> {
+    super::authority::client(config).map_err(SetupError::Registry)
 }

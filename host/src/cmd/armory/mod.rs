@@ -1,5 +1,10 @@
 //! `edge-runner armory ...`: add, authorize, revoke, list and verify the tools in the
-//! armory. Flag parsing and printing only; the store logic is `edge_runner::armory`.
+//! armory; `policy` (signed authorization statements) and `pull`/`push` (OCI registries)
+//! live in their own files. Flag parsing and printing only; the store logic is
+//! `edge_runner::armory`.
+
+mod policy;
+mod registry;
 
 use super::{CmdResult, Exit, Failure, Global};
 use clap::{Args, Subcommand};
@@ -29,6 +34,8 @@ pub enum ArmoryCommand {
     /// Authorize a tool to run, after re-hashing its stored bytes.
     ///
     /// A revoked tool cannot be authorized again; add the fixed build (a new digest).
+    /// With `[armory] authorization = "signed"` this local mark does not let a tool run:
+    /// the installed signed statement decides (`armory policy`).
     ///
     /// Example: edge-runner armory authorize sha256:HEX --by alice
     Authorize(StateArgs),
@@ -49,6 +56,11 @@ pub enum ArmoryCommand {
     ///
     /// Example: edge-runner armory verify
     Verify(ListArgs),
+    /// Signed authorization statements: apply, show, sign.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    Pull(registry::PullArgs),
+    Push(registry::PushArgs),
 }
 
 /// Add a tool (not yet authorized) and print its digest.
@@ -90,8 +102,13 @@ pub fn run(global: &Global, args: ArmoryArgs) -> CmdResult {
     let root = args.armory.clone().unwrap_or_else(|| config.armory.clone());
     let now = chrono::Utc::now();
     match args.command {
+        ArmoryCommand::Policy(p) => policy::run(global, &config, &root, p),
+        ArmoryCommand::Pull(p) => registry::pull(&config, &root, p),
+        ArmoryCommand::Push(p) => registry::push(&config, p),
         ArmoryCommand::Add(a) => {
-            let armory = Armory::create(&root).map_err(failure)?;
+            let armory = Armory::create(&root)
+                .map_err(failure)?
+                .with_max_tool_bytes(config.armory_settings.max_tool_bytes);
             let name = match (&a.name, a.file.as_os_str() == "-") {
                 (Some(n), _) => n.clone(),
                 (None, true) => "stdin".to_owned(),
@@ -220,12 +237,12 @@ pub fn run(global: &Global, args: ArmoryArgs) -> CmdResult {
     }
 }
 
-fn parse_digest(s: &str) -> Result<Digest, Failure> {
+pub(super) fn parse_digest(s: &str) -> Result<Digest, Failure> {
     Digest::parse(s).map_err(|e| Failure::Usage(e.into()))
 }
 
 /// Refusals (a reason code) exit 3, bad operator input 2, anything else 4.
-fn failure(e: ArmoryError) -> Failure {
+pub(super) fn failure(e: ArmoryError) -> Failure {
     if e.refusal_reason().is_some() {
         return Failure::Denied(e.to_refusal());
     }
@@ -237,7 +254,7 @@ fn failure(e: ArmoryError) -> Failure {
     }
 }
 
-fn current_user() -> String {
+pub(super) fn current_user() -> String {
     let uid = nix::unistd::geteuid();
     match nix::unistd::User::from_uid(uid) {
         Ok(Some(u)) => u.name,
@@ -245,7 +262,7 @@ fn current_user() -> String {
     }
 }
 
-fn print(text: &str) -> Result<(), Failure> {
+pub(super) fn print(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
