@@ -28,3 +28,4 @@ mod run;
 mod sandbox;
 mod task_kit;
 mod vectors;
+mod vm;

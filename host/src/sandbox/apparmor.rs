@@ -2,7 +2,8 @@
 //! (write to `/etc/apparmor.d/`, load with `apparmor_parser`), and the exec transition the
 //! runner asks for before starting what it confines. The transition goes through a procfs
 //! handle that is checked to be procfs, so a planted file cannot swallow the request
-//! (CVE-2019-16884). This module never decides whether AppArmor is required (`plan` does).
+//! (CVE-2019-16884). [`confirm_current`] reads back from the kernel what a running process
+//! is confined by, so the runsc posture an event reports is the kernel's, not the plan's. This module never decides whether AppArmor is required (`plan` does).
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -43,6 +44,30 @@ pub(crate) fn exec_transition(request: &CStr) -> Result<(), Errno> {
         return Err(Errno::EXDEV);
     }
     super::sys::write_all(fd.as_raw_fd(), request.to_bytes())
+}
+
+/// Confirms from `/proc/<pid>/attr/apparmor/current` that `pid` runs under `profile` in
+/// enforce mode; otherwise says what the kernel reported instead. A profile in complain
+/// mode only logs, so it does not count. (Only `current` can be read for another process:
+/// the kernel answers `exec` and `prev` from the reader's own context, so a pending
+/// transition cannot be confirmed from outside.)
+pub(crate) fn confirm_current(pid: i32, profile: &str) -> Result<(), std::io::Error> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/attr/apparmor/current"))
+        .or_else(|_| std::fs::read_to_string(format!("/proc/{pid}/attr/current")))?;
+    check_label(&text, profile).map_err(|label| {
+        std::io::Error::other(format!(
+            "AppArmor label {label:?} instead of \"{profile} (enforce)\""
+        ))
+    })
+}
+
+/// `Ok` when the attribute text names `profile` in enforce mode; else the label found.
+fn check_label(text: &str, profile: &str) -> Result<(), String> {
+    let label = text.trim_end_matches(['\n', '\0']).trim();
+    match label.strip_suffix(" (enforce)") {
+        Some(name) if name == profile => Ok(()),
+        _ => Err(label.to_owned()),
+    }
 }
 
 /// Why installing failed.
@@ -108,6 +133,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_the_profile_in_enforce_mode_is_confirmed() {
+        assert!(check_label("edge-runner-tool (enforce)\n", "edge-runner-tool").is_ok());
+        assert!(check_label("edge-runner-tool (enforce)", "edge-runner-tool").is_ok());
+        for wrong in [
+            "edge-runner-tool (complain)\n",
+            "unconfined\n",
+            "edge-runner-tool-x (enforce)\n",
+            "edge-runner-runsc (enforce)\n",
+            "",
+        ] {
+            assert!(check_label(wrong, "edge-runner-tool").is_err(), "{wrong:?}");
+        }
+    }
+
+    #[test]
     fn shipped_profiles_declare_their_names_and_deny_the_essentials() {
         for (name, text) in [TOOL_PROFILE, RUNSC_PROFILE] {
             assert!(text.contains(&format!("profile {name} ")), "{name}");
@@ -123,6 +163,14 @@ mod tests {
             assert!(tool.contains(rule), "{rule}");
         }
         assert!(!tool.contains("network inet"));
+        // The runner's own files, beyond what the mounts mask (issue 12; the VM test
+        // reads one and expects EACCES).
+        for rule in [
+            "audit deny @{EDGE_RUNNER_CONFIG}/{,**} rwklx,",
+            "audit deny @{EDGE_RUNNER_STATE}/{,**} rwklx,",
+        ] {
+            assert!(tool.contains(rule), "{rule}");
+        }
         assert!(
             RUNSC_PROFILE
                 .1

@@ -309,6 +309,22 @@ impl Container {
         let child = cmd.spawn().map_err(io_err("start runsc"))?;
         drop((join, cmd));
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        // runsc has exec'd (spawn returns after the exec): confirm from the kernel that it
+        // runs under its profile (issue 12), so `enforced:<profile>` is the kernel's word.
+        // /proc/<pid> stays until runsc is reaped, so an unreadable label refuses too.
+        let confined = match &ctx.plan.apparmor_profile {
+            Some(p) => super::apparmor::confirm_current(pid.as_raw(), p),
+            None => Ok(()),
+        };
+        if let Err(e) = confined {
+            guard.kill_all();
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = sys::wait4(pid);
+            return Err(SandboxError::Refused(crate::reason::Refusal::new(
+                crate::reason::Reason::PostureMismatch,
+                format!("runsc came up with {e}; the task was not started"),
+            )));
+        }
         match sys::pidfd_open(pid) {
             Ok(pidfd) => Ok((
                 Container {
