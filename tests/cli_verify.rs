@@ -251,7 +251,7 @@ fn plugins_lists_the_builtins_with_their_digests() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|p| p["kind"] == "verifier")
+        .filter(|p| p["kind"] == "verifier" && p["active"] == true)
         .collect();
     let algs: Vec<&str> = verifiers
         .iter()

@@ -15,6 +15,7 @@
 mod support;
 
 mod armory;
+mod backends;
 mod cli_verify;
 mod events;
 mod fleet;

@@ -141,7 +141,8 @@ fn a_pin_mismatch_refuses_to_load_naming_both_digests() {
         PinnedFile {
             path: path.clone(),
             sha256: wrong.clone(),
-        },
+        }
+        .into(),
     );
     let err = Verifiers::load(crate::support::host(PluginLimits::default()), &overrides)
         .unwrap_err()
@@ -246,7 +247,8 @@ fn only_the_verifiers_the_keys_need_are_loaded() {
         PinnedFile {
             path: fixture("misbehaving"),
             sha256: "sha256:".to_owned() + &"0".repeat(64),
-        },
+        }
+        .into(),
     );
     let err = Verifiers::load_for(
         crate::support::host(PluginLimits::default()),
