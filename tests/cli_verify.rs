@@ -257,7 +257,7 @@ fn plugins_lists_the_builtins_with_their_digests() {
         .iter()
         .map(|p| p["algorithm"].as_str().unwrap())
         .collect();
-    assert_eq!(algs, ["ES256", "HS256"]);
+    assert_eq!(algs, ["ES256", "Ed25519", "EdDSA", "HS256"]);
     let mappers = list
         .as_array()
         .unwrap()

@@ -222,7 +222,7 @@ fn every_embedded_verifier_declares_what_the_binary_lists() {
             );
         }
     }
-    assert_eq!(v.available(), ["ES256", "HS256"]);
+    assert_eq!(v.available(), ["ES256", "Ed25519", "EdDSA", "HS256"]);
 }
 
 #[test]
@@ -237,7 +237,7 @@ fn only_the_verifiers_the_keys_need_are_loaded() {
     assert!(v.get("ES256").is_some());
     assert!(v.get("HS256").is_none(), "loaded a verifier no key needs");
     // Still named as available, for the "no verifier for this key" message.
-    assert_eq!(v.available(), ["ES256", "HS256"]);
+    assert_eq!(v.available(), ["ES256", "Ed25519", "EdDSA", "HS256"]);
 
     // A configured override is loaded even when no key needs it, so a broken pin is
     // reported by every command, not only by the first task that needs it.
