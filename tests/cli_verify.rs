@@ -76,7 +76,8 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn verify_prints_the_payload_and_exits_zero() {
-    for alg in ["ES256", "HS256"] {
+    // EdDSA and Ed25519: `keys generate` and `manifest sign` with an Ed25519 key (issue 11).
+    for alg in ["ES256", "HS256", "EdDSA", "Ed25519"] {
         let env = Env::new();
         let task = env.signed(alg, "hello-world");
         let o = env.run(&["verify", "--keys", "keys.json", task.to_str().unwrap()]);

@@ -9,6 +9,7 @@ use serde_json::json;
 on_both_backends!(
     a_task_runs_under_both_es256_backends,
     an_eddsa_task_signed_outside_the_runner_runs_end_to_end,
+    an_eddsa_key_from_keys_generate_signs_tasks_that_run,
 );
 
 fn a_task_runs_under_both_es256_backends(backend: Backend) {
@@ -78,4 +79,30 @@ fn an_eddsa_task_signed_outside_the_runner_runs_end_to_end(backend: Backend) {
         assert_eq!(e["type"], COMPLETED, "{e:#}");
         assert_linked(e, &format!("t-ed-{n}"), &digest);
     }
+}
+
+fn an_eddsa_key_from_keys_generate_signs_tasks_that_run(backend: Backend) {
+    let w = World::new(backend);
+    let digest = w.add_tool("true-tool", "#!/bin/sh\necho ok\n", true);
+    std::fs::remove_file(w.path("keys.json")).unwrap();
+    let o = w.er(&[
+        "keys",
+        "generate",
+        "--alg",
+        "EdDSA",
+        "--kid",
+        "ed-cp",
+        "--private",
+        "ed.jwk",
+    ]);
+    assert_exit(&o, 0);
+    let keys: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.path("keys.json")).unwrap()).unwrap();
+    assert_eq!(keys["keys"][0]["kty"], "OKP", "{keys}");
+    assert_eq!(keys["keys"][0]["crv"], "Ed25519", "{keys}");
+    let task = w.sign_with(&w.manifest("t-ed-cli", &digest), "ed.jwk");
+    assert_exit(&w.run(&task), 0);
+    let e = w.only_event();
+    assert_eq!(e["type"], COMPLETED, "{e:#}");
+    assert_linked(&e, "t-ed-cli", &digest);
 }
