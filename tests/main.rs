@@ -22,6 +22,7 @@ mod events;
 mod fleet;
 mod jws_attacks;
 mod manifest;
+mod plugin_check;
 mod plugin_faults;
 mod properties;
 mod replay;

@@ -63,6 +63,7 @@ pub fn fixture_path(name: &str) -> PathBuf {
         "ungranted" => env!("EDGE_RUNNER_FIXTURE_UNGRANTED"),
         "std-probe" => env!("EDGE_RUNNER_FIXTURE_STD_PROBE"),
         "mapper-faults" => env!("EDGE_RUNNER_FIXTURE_MAPPER_FAULTS"),
+        "weak-es256" => env!("EDGE_RUNNER_FIXTURE_WEAK_ES256"),
         "declares-twice" => env!("EDGE_RUNNER_FIXTURE_DECLARES_TWICE"),
         "declares-none" => env!("EDGE_RUNNER_FIXTURE_DECLARES_NONE"),
         other => panic!("unknown fixture {other}"),
