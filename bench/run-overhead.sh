@@ -35,6 +35,8 @@ chmod 600 keys.json
 cat >config.toml <<TOML
 keys = "$WORK/keys.json"
 state_dir = "$WORK/state"
+[runner]
+id = "bench-runner"
 [sandbox]
 backend = "$BACKEND"
 apparmor = "if-available"
@@ -44,7 +46,7 @@ DIGEST=$($C armory add /bin/true --name true --by bench)
 $C armory authorize "$DIGEST" --by bench >/dev/null
 printf '{"manifest_version":"1","task_context":{"task_id":"bench","tenant_id":"bench"},"tool_sha256":"%s"}' \
     "$DIGEST" >manifest.json
-SIGN="$C manifest sign --key $WORK/signing-key.jwk --fill $WORK/manifest.json"
+SIGN="$C manifest sign --key $WORK/signing-key.jwk --fill --aud bench-runner $WORK/manifest.json"
 
 # Warm the plugin compile cache and check that both commands work.
 $SIGN >task.jws

@@ -11,12 +11,12 @@ bin="$PWD/target/release/edge-runner"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-printf 'state_dir = "%s/state"\n' "$work" > config.toml
+printf 'state_dir = "%s/state"\n[runner]\nid = "bench-runner"\n' "$work" > config.toml
 export EDGE_RUNNER_CONFIG="$work/config.toml"
 "$bin" keys generate --alg ES256 --kid k1 >/dev/null
 printf '{"manifest_version":"1","task_context":{"task_id":"t-1","tenant_id":"acme"},"tool_sha256":"sha256:%s"}' \
     "$(printf 'ab%.0s' $(seq 32))" > m.json
-"$bin" manifest sign --fill --key signing-key.jwk m.json > task.jws
+"$bin" manifest sign --fill --aud bench-runner --key signing-key.jwk m.json > task.jws
 "$bin" verify --keys keys.json task.jws >/dev/null   # warm the cache once
 
 # One --prepare per command, in order: only the cold run clears the cache.

@@ -172,7 +172,7 @@ fn garbage_files_and_wrong_worlds_refuse_to_load() {
     let (_d, p) = write_temp(&wat::parse_str("(component)").unwrap());
     let err = verifiers_with("HS256", &p, PluginLimits::default()).unwrap_err();
     assert!(
-        err.contains("verifier-plugin") && err.contains("edge-runner:plugin@0.1.0"),
+        err.contains("verifier-plugin") && err.contains("edge-runner:plugin@0.2.0"),
         "{err}"
     );
     // A component exporting the interface from another package version.
@@ -184,7 +184,7 @@ fn garbage_files_and_wrong_worlds_refuse_to_load() {
         (export "edge-runner:plugin/verifier@0.0.9" (instance $v)))"#;
     let (_d, p) = write_temp(&wat::parse_str(old).unwrap());
     let err = verifiers_with("HS256", &p, PluginLimits::default()).unwrap_err();
-    assert!(err.contains("edge-runner:plugin@0.1.0"), "{err}");
+    assert!(err.contains("edge-runner:plugin@0.2.0"), "{err}");
 }
 
 #[test]

@@ -235,6 +235,11 @@ impl ArbitraryShape for SandboxPosture {
             }
         }
         p.seccomp = (*u.choose(&["filter", "off", "gvisor"])?).to_owned();
+        p.landlock = (*u.choose(&["abi:7", "unavailable", "off"])?).to_owned();
+        p.cgroup = (*u.choose(&["v1:pids,memory", "v2:pids,memory", "unavailable", "off"])?).to_owned();
+        if u.arbitrary()? {
+            p.seccomp_extra.push("io_uring_setup".to_owned());
+        }
         p.apparmor = (*u.choose(&["enforced:edge-runner-tool", "unavailable", "off"])?).to_owned();
         p.network = (*u.choose(&["none", "loopback-only"])?).to_owned();
         p.uid = u.arbitrary()?;

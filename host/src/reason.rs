@@ -145,6 +145,14 @@ reasons! {
     ApparmorUnavailable = "apparmor_unavailable", Sandbox;
     /// Seccomp is required but cannot be applied on this host.
     SeccompUnavailable = "seccomp_unavailable", Sandbox;
+    /// `[sandbox.seccomp_allow]` names a system call this runner does not know, or one the
+    /// deny table refuses, or a key that is neither `"*"` nor a tool digest.
+    SeccompAllowUnknown = "seccomp_allow_unknown", Sandbox;
+    /// Landlock is required but the kernel has none (or its ruleset cannot be built).
+    LandlockUnavailable = "landlock_unavailable", Sandbox;
+    /// cgroup v2: the runner's cgroup is the root or not delegated to it (systemd
+    /// `Delegate=yes`), so no run cgroup is created.
+    CgroupNotDelegated = "cgroup_not_delegated", Sandbox;
     /// The sandbox came up with a posture other than the one requested.
     PostureMismatch = "posture_mismatch", Sandbox;
     /// The runner failed to set up or supervise the sandbox (I/O, a crashed setup step);

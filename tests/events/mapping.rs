@@ -52,6 +52,9 @@ fn completed_event_carries_attributes_and_every_documented_member() {
     assert_eq!(s["namespaces"].as_array().unwrap().len(), 6);
     assert_eq!(s["capabilities"], serde_json::json!([]));
     assert_eq!(s["seccomp"], "filter");
+    assert_eq!(s["seccomp_extra"], serde_json::json!([]));
+    assert_eq!(s["landlock"], "abi:7");
+    assert_eq!(s["cgroup"], "v1:pids,memory");
     assert_eq!(s["apparmor"], "unavailable");
     assert_eq!(s["network"], "none");
     assert_eq!(s["uid"], 65534);

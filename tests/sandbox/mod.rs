@@ -3,9 +3,13 @@
 //! see and do; other modes of the same probe misbehave on purpose. These tests need root
 //! and runsc (CI has both) and fail, not skip, without them.
 
+mod allowlist;
+mod cgroup_v2;
 mod faults;
 mod isolation;
+mod landlock;
 mod profiles;
+mod reaping;
 
 use edge_runner::sandbox::{
     self, BackendChoice, Executable, Launch, Outcome, Requirement, RunLimits, SandboxPolicy,
@@ -126,6 +130,44 @@ impl World {
         std::fs::copy(probe(), &path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555)).unwrap();
         Executable::new(std::fs::File::open(&path).unwrap(), path)
+    }
+
+    /// A private copy of `src` (any program) in the armory.
+    pub fn tool(&self, src: &Path) -> Executable {
+        let path = self.armory.join(format!("tool-{:016x}", rand()));
+        std::fs::copy(src, &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555)).unwrap();
+        Executable::new(std::fs::File::open(&path).unwrap(), path)
+    }
+
+    /// A script tool (`#!...` first line) in the armory.
+    pub fn script(&self, text: &str) -> Executable {
+        let path = self.armory.join(format!("script-{:016x}", rand()));
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555)).unwrap();
+        Executable::new(std::fs::File::open(&path).unwrap(), path)
+    }
+
+    /// Runs `executable` under `policy` (the probe's environment); checks that nothing is
+    /// left.
+    pub fn run_tool(
+        &self,
+        policy: &SandboxPolicy,
+        executable: Executable,
+        args: &[&str],
+        limits: RunLimits,
+    ) -> Outcome {
+        let launch = Launch {
+            executable,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            stdin: Vec::new(),
+            limits,
+        };
+        let outcome =
+            sandbox::run(policy, launch).unwrap_or_else(|e| panic!("{:?}: {e:#?}", policy.backend));
+        self.assert_clean(policy.backend);
+        outcome
     }
 
     pub fn launch(&self, args: &[&str], limits: RunLimits) -> Launch {

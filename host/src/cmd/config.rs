@@ -466,6 +466,66 @@ fn relaxations(config: &Config, host: &HostSupport) -> Vec<String> {
             unmasked.join(", ")
         ));
     }
+    // Issue 12: Landlock, cgroups, the seccomp allow list and what Landlock lets execute.
+    let landlock_here = match host.landlock_abi {
+        Some(abi) => format!("this kernel has Landlock ABI {abi}"),
+        None => "this kernel has no Landlock".to_owned(),
+    };
+    match sandbox.landlock {
+        Requirement::Required => {}
+        Requirement::IfAvailable => out.push(format!(
+            "sandbox.landlock = \"if-available\": native tools run with the mount view as \
+             their only filesystem layer when Landlock cannot be applied ({landlock_here}); \
+             events record landlock=unavailable. Restore with landlock = \"required\""
+        )),
+        Requirement::Off => out.push(format!(
+            "sandbox.landlock = \"off\": native tools never run under a Landlock ruleset \
+             ({landlock_here}): a writable or executable path the view exposes by mistake is \
+             not caught by a second layer. Restore with landlock = \"required\""
+        )),
+    }
+    match sandbox.cgroups {
+        Requirement::Required => {}
+        req => out.push(format!(
+            "sandbox.cgroups = \"{}\": a run may get no cgroup of its own (no sandbox-wide \
+             process and memory caps, no kill of the whole tree; per-process rlimits only), or \
+             one without the pids and memory limits; events record which. Restore with \
+             cgroups = \"required\"",
+            req.as_str()
+        )),
+    }
+    for (key, names) in &sandbox.seccomp_allow {
+        if names.is_empty() {
+            continue;
+        }
+        let whom = if key == "*" {
+            "every tool".to_owned()
+        } else {
+            format!("the tool {key}")
+        };
+        out.push(format!(
+            "sandbox.seccomp_allow {key:?}: {whom} may also call {} (outside the default \
+             allow list); events list them in seccomp_extra. Remove the entry to restore",
+            names.join(", ")
+        ));
+    }
+    let default_exec: Vec<PathBuf> = edge_runner::sandbox::policy::DEFAULT_LANDLOCK_EXEC
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    let extra_exec: Vec<String> = sandbox
+        .landlock_exec
+        .iter()
+        .filter(|p| !default_exec.contains(p))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !extra_exec.is_empty() {
+        out.push(format!(
+            "sandbox.landlock_exec adds {}: Landlock lets tools execute programs there too. \
+             Remove them to restore",
+            extra_exec.join(", ")
+        ));
+    }
     if !config.claims.require_audience {
         out.push(
             "claims.require_audience = false: a task that names no audience runs on every \
@@ -530,6 +590,7 @@ mod tests {
             user_namespaces: Ok(()),
             mount_api: Ok(()),
             cgroups: None,
+            cgroups_problem: None,
             landlock_abi: None,
             root: true,
         }
@@ -571,6 +632,36 @@ mod tests {
         assert!(has("claims.max_manifest_age_secs = 3600"), "{r:#?}");
         assert!(has("allow_remote_plaintext"), "{r:#?}");
         assert_eq!(r.len(), 7, "{r:#?}");
+    }
+
+    #[test]
+    fn relaxed_landlock_cgroups_and_a_widened_allow_list_are_flagged() {
+        let config = parse(
+            "[sandbox]
+landlock = \"if-available\"
+cgroups = \"off\"
+             landlock_exec = [\"/usr\", \"/opt/tools\"]
+             [sandbox.seccomp_allow]
+\"*\" = [\"modify_ldt\"]
+",
+        );
+        let r = relaxations(&config, &host(false, false));
+        let has = |needle: &str| r.iter().filter(|l| l.contains(needle)).count() == 1;
+        assert!(has("sandbox.landlock = \"if-available\""), "{r:#?}");
+        assert!(has("no Landlock"), "{r:#?}");
+        assert!(has("sandbox.cgroups = \"off\""), "{r:#?}");
+        assert!(has("every tool may also call modify_ldt"), "{r:#?}");
+        assert!(has("/opt/tools"), "{r:#?}");
+        assert_eq!(r.len(), 4, "{r:#?}");
+        // An unknown name is not a relaxation: the configuration is refused, by code.
+        let bad = Config::parse(
+            "[sandbox.seccomp_allow]\n\"*\" = [\"open_treee\"]\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err();
+        let text = edge_runner::reason::chain(&bad);
+        assert!(text.contains("seccomp_allow_unknown"), "{text}");
+        assert!(text.contains("\"open_treee\""), "{text}");
     }
 
     #[test]

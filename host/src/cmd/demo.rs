@@ -173,8 +173,8 @@ fn demo(root: &Path, args: &DemoArgs) -> CmdResult {
     Ok(Exit::Ok)
 }
 
-/// Picks the strongest backend this host offers and relaxes AppArmor only if the kernel
-/// has none, saying why.
+/// Picks the strongest backend this host offers and relaxes AppArmor (and, for native,
+/// Landlock) only if the kernel has none, saying why.
 fn choose_sandbox(config: &mut Config, forced: Option<BackendChoice>) {
     let host = HostSupport::probe(config.sandbox.runsc_path.as_deref());
     let backend = forced.unwrap_or(if host.runsc.is_some() {
@@ -206,6 +206,13 @@ fn choose_sandbox(config: &mut Config, forced: Option<BackendChoice>) {
             "AppArmor:    relaxed to if-available for the demo: this kernel has none ({reason}); \
              production configs keep it required, and every event records it as unavailable"
         ));
+    }
+    if host.landlock_abi.is_none() && backend == BackendChoice::Native {
+        config.sandbox.landlock = Requirement::IfAvailable;
+        say(
+            "Landlock:    relaxed to if-available for the demo: this kernel has none; \
+             production configs keep it required, and every event records it as unavailable",
+        );
     }
 }
 

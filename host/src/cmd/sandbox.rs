@@ -263,8 +263,8 @@ fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
             writeln!(
                 err,
                 "--- edge-runner: {}{} in {} ms (cpu {} ms, peak memory {} KiB){}{}\n\
-                 --- posture: backend={} namespaces={} capabilities={} seccomp={} apparmor={} \
-                 network={} uid={} gid={} no_new_privs={} read_only_root={}",
+                 --- posture: backend={} namespaces={} capabilities={} seccomp={}{} landlock={} \
+                 cgroup={} apparmor={} network={} uid={} gid={} no_new_privs={} read_only_root={}",
                 outcome.termination,
                 if outcome.timed_out { ", timed out" } else { "" },
                 outcome.wall_ms,
@@ -280,6 +280,13 @@ fn report(outcome: &Outcome, json: bool) -> Result<(), Failure> {
                     p.capabilities.join(",")
                 },
                 p.seccomp,
+                if p.seccomp_extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("+{}", p.seccomp_extra.join(","))
+                },
+                p.landlock,
+                p.cgroup,
                 p.apparmor,
                 p.network,
                 p.uid,
@@ -372,24 +379,46 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
     };
     let seccomp = match &host.seccomp {
         Ok(()) => format!(
-            "available ({} system calls denied to tools)",
+            "available (native: an allow list of {} system calls, ENOSYS for any other; {} \
+             known-dangerous calls EPERM; foreign ABIs killed)",
+            sandbox::seccomp::allowed_syscalls().len(),
             sandbox::seccomp::denied_syscalls().len()
         ),
         Err(e) => format!("unavailable: {e}"),
     };
     let cgroups = host.cgroups.as_ref().map_or_else(
-        || "unavailable (no per-run process and memory caps; rlimits only)".to_owned(),
+        || match &host.cgroups_problem {
+            Some(sandbox::cgroup::Problem::NotDelegated(why)) => {
+                format!("refused (cgroup_not_delegated): {why}")
+            }
+            Some(sandbox::cgroup::Problem::Missing(why)) => {
+                format!("unavailable (no per-run process and memory caps; rlimits only): {why}")
+            }
+            None => "unavailable".to_owned(),
+        },
         |l| l.describe(),
     );
     let landlock = host.landlock_abi.map_or_else(
-        || "unavailable".to_owned(),
-        |v| format!("ABI {v} (reported only: not used by the sandbox)"),
+        || "unavailable (the native sandbox's second filesystem layer cannot apply)".to_owned(),
+        |v| {
+            format!(
+                "ABI {v} (native: execute only the tool and {}, write only /tmp)",
+                policy
+                    .landlock_exec
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
     );
     let wanted = format!(
-        "backend={} apparmor={} seccomp={}",
+        "backend={} apparmor={} seccomp={} landlock={} cgroups={}",
         policy.backend.as_str(),
         policy.apparmor.as_str(),
-        policy.seccomp.as_str()
+        policy.seccomp.as_str(),
+        policy.landlock.as_str(),
+        policy.cgroups.as_str()
     );
     let (verdict, exit) = match sandbox::plan::resolve(&policy, &host) {
         Err(r) => (
@@ -399,9 +428,10 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
         Ok(plan) => match trial(&policy, &config.state_dir) {
             Ok(s) => (
                 format!(
-                    "OK: tasks run with backend={} seccomp={} apparmor={}; {s}",
+                    "OK: tasks run with backend={} seccomp={} landlock={} apparmor={}; {s}",
                     plan.backend.name(),
                     plan.seccomp_posture(),
+                    plan.landlock_posture(),
                     plan.apparmor_posture()
                 ),
                 Exit::Ok,

@@ -259,7 +259,7 @@ impl Runner {
             )
         })?;
         let launch = Launch {
-            executable: Executable::new(file, tool.path().to_owned()),
+            executable: Executable::new(file, tool.path().to_owned()).with_digest(tool.digest()),
             args: manifest.args().to_vec(),
             env: task_env(manifest.env()),
             stdin: manifest.stdin(),

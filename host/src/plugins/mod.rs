@@ -31,7 +31,7 @@ use wasmtime::{Engine, Trap};
 
 /// The WIT package version this host implements; a plugin built against another version
 /// does not export the expected interface names and is refused naming this one.
-pub const WIT_PACKAGE: &str = "edge-runner:plugin@0.1.0";
+pub const WIT_PACKAGE: &str = "edge-runner:plugin@0.2.0";
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

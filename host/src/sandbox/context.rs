@@ -7,7 +7,7 @@ use super::cgroup::{CgroupLimits, Layout, RunCgroup};
 use super::error::{SandboxError, io_err};
 use super::outcome::Posture;
 use super::plan::Plan;
-use super::policy::SandboxPolicy;
+use super::policy::{Requirement, SandboxPolicy};
 use super::state::Run;
 use std::path::Path;
 
@@ -41,6 +41,13 @@ impl RunContext<'_> {
             namespaces,
             capabilities: Vec::new(),
             seccomp: self.plan.seccomp_posture().into(),
+            seccomp_extra: Vec::new(),
+            landlock: self.plan.landlock_posture(),
+            cgroup: match self.cgroups {
+                Some(layout) => layout.posture(),
+                None if self.policy.cgroups == Requirement::Off => "off".into(),
+                None => "unavailable".into(),
+            },
             apparmor: self.plan.apparmor_posture(),
             network: network.into(),
             uid: self.policy.uid,

@@ -12,13 +12,31 @@ use std::path::{Path, PathBuf};
 pub struct Executable {
     pub(crate) file: std::fs::File,
     path: PathBuf,
+    /// The verified digest (`sha256:<hex>`), for per-tool policy (`seccomp_allow`).
+    digest: Option<String>,
 }
 
 impl Executable {
     /// `file` must be an open read-only handle on the private, runner-owned copy at `path`
     /// that holds exactly the verified bytes.
     pub fn new(file: std::fs::File, path: PathBuf) -> Self {
-        Self { file, path }
+        Self {
+            file,
+            path,
+            digest: None,
+        }
+    }
+
+    /// The same executable, known by its verified digest (`sha256:<hex>`): per-tool
+    /// policy entries (`[sandbox.seccomp_allow]`) then apply.
+    pub fn with_digest(mut self, digest: impl Into<String>) -> Self {
+        self.digest = Some(digest.into());
+        self
+    }
+
+    /// The verified digest, when the caller gave it.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
     }
 
     /// The private copy's path (bind-mounted by runsc).

@@ -59,6 +59,7 @@ mod output;
 pub mod plan;
 pub mod policy;
 mod posture;
+mod reaper;
 mod runsc;
 pub mod seccomp;
 mod state;
@@ -87,6 +88,7 @@ pub fn run(policy: &SandboxPolicy, launch: Launch) -> Result<Outcome, SandboxErr
 /// nonce, for the pipeline).
 pub fn prepare(policy: &SandboxPolicy) -> Result<Prepared<'_>, SandboxError> {
     let mut clock = crate::timing::StageClock::start("sandbox timings");
+    plan::seccomp_allow(policy).map_err(SandboxError::Refused)?;
     policy
         .check()
         .map_err(|message| SandboxError::InvalidPolicy { message })?;
@@ -169,10 +171,14 @@ impl Prepared<'_> {
             cgroups: host.cgroups.as_ref().filter(|_| plan.cgroups),
             state_dir: &state_dir,
         };
+        // Helpers that outlive their parent come back to the runner, which reaps them
+        // (the run cgroup's removal) before returning.
+        let subreaper = reaper::Subreaper::begin();
         let result = match &plan.backend {
             plan::Backend::Native => native::run(&ctx, launch, &mut clock),
             plan::Backend::Runsc { binary } => runsc::run(&ctx, binary, launch, &mut clock),
         };
+        drop(subreaper);
         clock.lap("backend");
         if let Err(e) = run.finish() {
             tracing::warn!(error = %e, "failed to remove a finished run's directory");

@@ -76,6 +76,14 @@ pub struct Posture {
     pub capabilities: Vec<String>,
     /// `filter`, `off` or `gvisor`.
     pub seccomp: String,
+    /// System calls the operator added to the native allow list (`[sandbox] seccomp_allow`).
+    pub seccomp_extra: Vec<String>,
+    /// `abi:<n>` (a Landlock ruleset was in force under the kernel's ABI `n`),
+    /// `unavailable`, `off` or `gvisor`.
+    pub landlock: String,
+    /// `v2:<controllers>`, `v1:<controllers>` (the controllers whose limits applied),
+    /// `unavailable` or `off`.
+    pub cgroup: String,
     /// `enforced:<profile>`, `unavailable` or `off`.
     pub apparmor: String,
     /// `none` or `loopback-only`.

@@ -34,6 +34,10 @@ pub struct Plan {
     pub apparmor_absent: &'static str,
     /// Native: install the seccomp filter. runsc: load the same rules inside gVisor.
     pub seccomp: bool,
+    /// Native: the kernel's Landlock ABI, when a ruleset will be applied.
+    pub landlock: Option<i32>,
+    /// Posture string when no ruleset is applied: `off`, `unavailable` or `gvisor`.
+    pub landlock_absent: &'static str,
     /// Put the run in its own cgroups (process and memory caps, peak memory).
     pub cgroups: bool,
 }
@@ -44,6 +48,14 @@ impl Plan {
         match &self.apparmor_profile {
             Some(p) => format!("enforced:{p}"),
             None => self.apparmor_absent.to_owned(),
+        }
+    }
+
+    /// The posture's `landlock` field.
+    pub fn landlock_posture(&self) -> String {
+        match self.landlock {
+            Some(abi) => format!("abi:{abi}"),
+            None => self.landlock_absent.to_owned(),
         }
     }
 
@@ -63,16 +75,31 @@ fn refuse(reason: Reason, message: String) -> Refusal {
 
 /// Decides the plan, or refuses.
 pub fn resolve(policy: &SandboxPolicy, host: &HostSupport) -> Result<Plan, Refusal> {
+    seccomp_allow(policy)?;
     let backend = backend(policy, host)?;
     let (apparmor_profile, apparmor_absent) = apparmor(policy, host, &backend)?;
     let seccomp = seccomp(policy, host, &backend)?;
+    let (landlock, landlock_absent) = landlock(policy, host, &backend)?;
     let cgroups = cgroups(policy, host)?;
     Ok(Plan {
         backend,
         apparmor_profile,
         apparmor_absent,
         seccomp,
+        landlock,
+        landlock_absent,
         cgroups,
+    })
+}
+
+/// The operator's allow-list extension, checked: a bad name is refused with its own code.
+pub(crate) fn seccomp_allow(policy: &SandboxPolicy) -> Result<(), Refusal> {
+    policy.check_seccomp_allow().map_err(|message| {
+        let message = message
+            .strip_prefix(Reason::SeccompAllowUnknown.code())
+            .and_then(|m| m.strip_prefix(": "))
+            .map_or(message.clone(), str::to_owned);
+        refuse(Reason::SeccompAllowUnknown, message)
     })
 }
 
@@ -164,7 +191,7 @@ fn seccomp(policy: &SandboxPolicy, host: &HostSupport, backend: &Backend) -> Res
         (Backend::Runsc { .. }, _) => true,
         (Backend::Native, req) => {
             let available = host.seccomp.clone().and_then(|()| {
-                super::seccomp::programs()
+                super::seccomp::programs(&[])
                     .map(drop)
                     .map_err(|e| e.to_string())
             });
@@ -185,18 +212,58 @@ fn seccomp(policy: &SandboxPolicy, host: &HostSupport, backend: &Backend) -> Res
     })
 }
 
+/// The Landlock ABI a native run applies a ruleset under, or the posture word for none.
+fn landlock(
+    policy: &SandboxPolicy,
+    host: &HostSupport,
+    backend: &Backend,
+) -> Result<(Option<i32>, &'static str), Refusal> {
+    Ok(match (backend, policy.landlock, host.landlock_abi) {
+        (_, Requirement::Off, _) => (None, "off"),
+        (Backend::Runsc { .. }, _, _) => (None, "gvisor"),
+        (Backend::Native, _, Some(abi)) if abi >= 1 => (Some(abi), "off"),
+        (Backend::Native, Requirement::IfAvailable, _) => {
+            tracing::warn!(
+                "Landlock is unavailable on this kernel: tools run with the mount view as their \
+                 only filesystem layer ([sandbox] landlock = \"if-available\")"
+            );
+            (None, "unavailable")
+        }
+        (Backend::Native, Requirement::Required, _) => {
+            return Err(refuse(
+                Reason::LandlockUnavailable,
+                "Landlock is required but this kernel does not offer it (Linux 5.13+ with \
+                 landlock in the lsm= boot list); boot a kernel with Landlock, or relax this one \
+                 protection with [sandbox] landlock = \"if-available\" (the event then records \
+                 landlock=unavailable)"
+                    .to_owned(),
+            ));
+        }
+    })
+}
+
 fn cgroups(policy: &SandboxPolicy, host: &HostSupport) -> Result<bool, Refusal> {
+    use super::cgroup::Problem;
     Ok(match (policy.cgroups, &host.cgroups) {
         (Requirement::Off, _) => false,
-        (_, Some(_)) => true,
-        (Requirement::IfAvailable, None) => {
-            tracing::warn!(
-                "cgroups (pids, memory) are unavailable: this run has per-process rlimits only \
-                 ([sandbox] cgroups = \"if-available\")"
-            );
-            false
+        (Requirement::Required, Some(layout)) if !layout.has_limits() => {
+            return Err(refuse(
+                Reason::SandboxUnavailable,
+                format!(
+                    "per-run cgroups are required (sandbox-wide process and memory caps) but \
+                     the {} does not offer both the pids and memory controllers; delegate them to the \
+                     runner's unit (systemd: Delegate=pids memory), or relax with [sandbox] \
+                     cgroups = \"if-available\" (runs then get their own cgroup without those \
+                     limits, and the event records which applied)",
+                    layout.describe()
+                ),
+            ));
         }
+        (_, Some(_)) => true,
         (Requirement::Required, None) => {
+            if let Some(Problem::NotDelegated(why)) = &host.cgroups_problem {
+                return Err(refuse(Reason::CgroupNotDelegated, why.clone()));
+            }
             return Err(refuse(
                 Reason::SandboxUnavailable,
                 "per-run cgroups are required (sandbox-wide process and memory caps) but the \
@@ -204,6 +271,13 @@ fn cgroups(policy: &SandboxPolicy, host: &HostSupport) -> Result<bool, Refusal> 
                  mount them, or relax with [sandbox] cgroups = \"if-available\""
                     .to_owned(),
             ));
+        }
+        (Requirement::IfAvailable, None) => {
+            tracing::warn!(
+                "cgroups (pids, memory) are unavailable: this run has per-process rlimits only \
+                 ([sandbox] cgroups = \"if-available\")"
+            );
+            false
         }
     })
 }
@@ -234,6 +308,34 @@ mod tests {
         assert!(!resolve(&policy, &h).unwrap().cgroups);
     }
 
+    #[test]
+    fn an_undelegated_v2_cgroup_is_refused_by_name_and_a_limitless_one_unless_relaxed() {
+        use super::super::cgroup::{Layout, Problem};
+        let mut h = host(AppArmor::Unavailable("none".into()), false);
+        h.cgroups = None;
+        h.cgroups_problem = Some(Problem::NotDelegated("not delegated".into()));
+        let mut policy = SandboxPolicy {
+            backend: BackendChoice::Native,
+            apparmor: Requirement::Off,
+            ..SandboxPolicy::default()
+        };
+        assert_eq!(
+            resolve(&policy, &h).unwrap_err().reason,
+            Reason::CgroupNotDelegated
+        );
+        h.cgroups_problem = None;
+        h.cgroups = Some(Layout::V2 {
+            root: PathBuf::from("/sys/fs/cgroup"),
+            base: PathBuf::from("/sys/fs/cgroup/u.service"),
+            controllers: vec!["pids".into()],
+        });
+        let r = resolve(&policy, &h).unwrap_err();
+        assert_eq!(r.reason, Reason::SandboxUnavailable);
+        assert!(r.message.contains("Delegate=pids memory"), "{}", r.message);
+        policy.cgroups = Requirement::IfAvailable;
+        assert!(resolve(&policy, &h).unwrap().cgroups);
+    }
+
     fn host(apparmor: AppArmor, runsc: bool) -> HostSupport {
         HostSupport {
             runsc: runsc.then(|| PathBuf::from("/usr/bin/runsc")),
@@ -243,8 +345,11 @@ mod tests {
             mount_api: Ok(()),
             cgroups: Some(super::super::cgroup::Layout::V2 {
                 root: PathBuf::from("/sys/fs/cgroup"),
+                base: PathBuf::from("/sys/fs/cgroup/system.slice/edge-runner.service"),
+                controllers: vec!["pids".into(), "memory".into()],
             }),
-            landlock_abi: None,
+            cgroups_problem: None,
+            landlock_abi: Some(7),
             root: true,
         }
     }
@@ -314,6 +419,71 @@ mod tests {
             ..SandboxPolicy::default()
         };
         assert_eq!(resolve(&auto, &h).unwrap().backend, Backend::Native);
+    }
+
+    #[test]
+    fn landlock_is_applied_where_the_kernel_has_it_and_refused_or_relaxed_otherwise() {
+        let mut h = host(AppArmor::Unavailable("none".into()), false);
+        let mut p = SandboxPolicy {
+            backend: BackendChoice::Native,
+            apparmor: Requirement::Off,
+            ..SandboxPolicy::default()
+        };
+        h.landlock_abi = Some(7);
+        assert_eq!(resolve(&p, &h).unwrap().landlock_posture(), "abi:7");
+        // A host without Landlock, through the probe's seam.
+        h.landlock_abi = None;
+        let r = resolve(&p, &h).unwrap_err();
+        assert_eq!(r.reason, Reason::LandlockUnavailable);
+        assert!(
+            r.message.contains("landlock = \"if-available\""),
+            "{}",
+            r.message
+        );
+        p.landlock = Requirement::IfAvailable;
+        let plan = resolve(&p, &h).unwrap();
+        assert_eq!(
+            (plan.landlock, plan.landlock_posture().as_str()),
+            (None, "unavailable")
+        );
+        p.landlock = Requirement::Off;
+        h.landlock_abi = Some(7);
+        assert_eq!(resolve(&p, &h).unwrap().landlock_posture(), "off");
+        // runsc: gVisor mediates files; a required Landlock is not refused there.
+        let h = host(AppArmor::Unavailable("none".into()), true);
+        let runsc = SandboxPolicy {
+            backend: BackendChoice::Runsc,
+            apparmor: Requirement::Off,
+            ..SandboxPolicy::default()
+        };
+        assert_eq!(resolve(&runsc, &h).unwrap().landlock_posture(), "gvisor");
+    }
+
+    #[test]
+    fn an_unknown_seccomp_extension_is_refused_with_its_code() {
+        let h = host(AppArmor::Unavailable("none".into()), false);
+        let mut p = SandboxPolicy {
+            apparmor: Requirement::Off,
+            ..SandboxPolicy::default()
+        };
+        p.seccomp_allow
+            .insert("*".into(), vec!["modify_ldt".into(), "open_treee".into()]);
+        let r = resolve(&p, &h).unwrap_err();
+        assert_eq!(r.reason, Reason::SeccompAllowUnknown);
+        assert!(r.message.contains("\"open_treee\""), "{}", r.message);
+        assert!(
+            !r.message.starts_with("seccomp_allow_unknown"),
+            "{}",
+            r.message
+        );
+        p.seccomp_allow
+            .insert("*".into(), vec!["modify_ldt".into()]);
+        assert!(resolve(&p, &h).is_ok());
+        p.seccomp_allow.insert("not-a-digest".into(), vec![]);
+        assert_eq!(
+            resolve(&p, &h).unwrap_err().reason,
+            Reason::SeccompAllowUnknown
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! policy; it never probes the host (see `support`) and never launches anything.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Which sandbox backend runs the tool.
@@ -177,6 +178,15 @@ pub struct SandboxPolicy {
     /// The native backend's seccomp filter. With runsc, gVisor intercepts every system call
     /// itself (posture `gvisor`); `required` also loads the same deny rules inside gVisor.
     pub seccomp: Requirement,
+    /// The native backend's Landlock ruleset, a second filesystem layer under the mount
+    /// view: execute only the tool and `landlock_exec`, write only the private `/tmp` (and
+    /// the harmless devices), read only the view; no TCP, no abstract sockets or signals
+    /// outside the sandbox where the kernel's ABI has them. runsc: not applied (`gvisor`).
+    pub landlock: Requirement,
+    /// Directories whose programs and libraries the tool may execute under Landlock
+    /// (interpreters, the dynamic loader, the utilities a script runs); entries that do not
+    /// exist in the root filesystem are skipped.
+    pub landlock_exec: Vec<PathBuf>,
     /// Per-run cgroups (pids and memory controllers): the sandbox-wide process and memory
     /// caps and the peak-memory figure. Without them only per-process rlimits apply.
     pub cgroups: Requirement,
@@ -201,6 +211,10 @@ pub struct SandboxPolicy {
     pub runsc_overhead_bytes: u64,
     /// Name of the cgroup under which each run gets its own cgroup.
     pub cgroup_parent: String,
+    /// System calls added to the native allow list: `"*"` for every tool, or a tool digest
+    /// (`sha256:<hex>`) for that tool only. Names are checked against the runner's x86-64
+    /// table; a call the deny table refuses cannot be added.
+    pub seccomp_allow: BTreeMap<String, Vec<String>>,
     /// Default limits.
     pub limits: RunLimits,
     /// What only the runner knows; set by [`SandboxPolicy::with_runner`].
@@ -234,12 +248,17 @@ pub const DEFAULT_MASKED_PATHS: &[&str] = &[
     "/lost+found",
 ];
 
+/// Where a Debian system keeps programs, interpreters, the dynamic loader and libraries.
+pub const DEFAULT_LANDLOCK_EXEC: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib64"];
+
 impl Default for SandboxPolicy {
     fn default() -> Self {
         Self {
             backend: BackendChoice::Auto,
             apparmor: Requirement::Required,
             seccomp: Requirement::Required,
+            landlock: Requirement::Required,
+            landlock_exec: DEFAULT_LANDLOCK_EXEC.iter().map(PathBuf::from).collect(),
             cgroups: Requirement::Required,
             apparmor_profile: "edge-runner-tool".into(),
             apparmor_runsc_profile: "edge-runner-runsc".into(),
@@ -251,6 +270,7 @@ impl Default for SandboxPolicy {
             runsc_path: None,
             runsc_overhead_bytes: 256 << 20,
             cgroup_parent: "edge-runner".into(),
+            seccomp_allow: BTreeMap::new(),
             limits: RunLimits::default(),
             runner: None,
         }
@@ -285,6 +305,44 @@ impl SandboxPolicy {
             v.extend(r.secrets.iter().cloned());
         }
         v
+    }
+
+    /// The system calls added to the allow list for the tool with `digest` (the `"*"`
+    /// entry plus the tool's own), unchecked.
+    pub fn seccomp_extra(&self, digest: Option<&str>) -> Vec<String> {
+        let mut v: Vec<String> = self.seccomp_allow.get("*").cloned().unwrap_or_default();
+        if let Some(own) = digest.and_then(|d| self.seccomp_allow.get(d)) {
+            v.extend(own.iter().cloned());
+        }
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Checks `seccomp_allow`: keys `"*"` or a tool digest, every name a known call that the
+    /// deny table does not refuse. The message starts with the stable code.
+    pub fn check_seccomp_allow(&self) -> Result<(), String> {
+        for (key, names) in &self.seccomp_allow {
+            let digest_like = key.strip_prefix("sha256:").is_some_and(|h| {
+                h.len() == 64
+                    && h.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            });
+            if key != "*" && !digest_like {
+                return Err(format!(
+                    "{}: sandbox.seccomp_allow key {key:?} is neither \"*\" (every tool) nor a \
+                     tool digest sha256:<64 lowercase hex digits>",
+                    crate::reason::Reason::SeccompAllowUnknown.code()
+                ));
+            }
+            super::seccomp::check_extra(names).map_err(|e| {
+                format!(
+                    "{}: {e} (in [sandbox.seccomp_allow] {key:?})",
+                    crate::reason::Reason::SeccompAllowUnknown.code()
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks values a configuration could get wrong.
@@ -322,6 +380,13 @@ impl SandboxPolicy {
                     "sandbox.{name} must be 1-128 characters of letters, digits, '-', '_' or '.'"
                 ));
             }
+        }
+        self.check_seccomp_allow()?;
+        if let Some(p) = self.landlock_exec.iter().find(|p| !p.is_absolute()) {
+            return Err(format!(
+                "sandbox.landlock_exec entry {} must be an absolute path",
+                p.display()
+            ));
         }
         let cg = &self.cgroup_parent;
         if cg.is_empty() || cg.contains('/') || cg.starts_with('.') {

@@ -30,6 +30,8 @@ pub struct HostSupport {
     pub mount_api: Result<(), String>,
     /// Usable cgroup controllers.
     pub cgroups: Option<Layout>,
+    /// Why `cgroups` is `None` (a v2 cgroup that is not delegated is refused by name).
+    pub cgroups_problem: Option<super::cgroup::Problem>,
     /// The Landlock ABI version, if Landlock is enabled.
     pub landlock_abi: Option<i32>,
     /// The runner runs as root.
@@ -39,13 +41,18 @@ pub struct HostSupport {
 impl HostSupport {
     /// Probes the host. `runsc_path` is the policy's runsc (or `None` to search PATH).
     pub fn probe(runsc_path: Option<&Path>) -> HostSupport {
+        let (cgroups, cgroups_problem) = match Layout::detect() {
+            Ok(l) => (Some(l), None),
+            Err(p) => (None, Some(p)),
+        };
         HostSupport {
             runsc: find_runsc(runsc_path),
             apparmor: apparmor(),
             seccomp: seccomp(),
             user_namespaces: user_namespaces(),
             mount_api: mount_api(),
-            cgroups: Layout::detect(),
+            cgroups,
+            cgroups_problem,
             landlock_abi: landlock_abi(),
             root: nix::unistd::geteuid().is_root(),
         }

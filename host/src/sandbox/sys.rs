@@ -43,17 +43,25 @@ pub(crate) struct Cloned {
 }
 
 /// Creates a child process, fork-like (copy of the address space, same stack position), in
-/// the namespaces named by `flags` (`CLONE_NEW*`), with a pidfd. In the child, runs
-/// `entry(arg)` and `_exit`s with its return value; it never returns there.
+/// the namespaces named by `flags` (`CLONE_NEW*`), with a pidfd, and (with `cgroup`, an
+/// open cgroup v2 directory) born in that cgroup (`CLONE_INTO_CGROUP`, Linux 5.7+). In the
+/// child, runs `entry(arg)` and `_exit`s with its return value; it never returns there.
 ///
 /// `entry` runs in a copy of a possibly multi-threaded process: it must not allocate, lock,
 /// or panic. The native backend's `init` module is written to that rule.
-pub(crate) fn clone_child<T>(flags: u64, entry: fn(&T) -> i32, arg: &T) -> SysResult<Cloned> {
+pub(crate) fn clone_child<T>(
+    flags: u64,
+    cgroup: Option<BorrowedFd<'_>>,
+    entry: fn(&T) -> i32,
+    arg: &T,
+) -> SysResult<Cloned> {
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
     let mut pidfd: libc::c_int = -1;
     let args = CloneArgs {
-        flags: flags | libc::CLONE_PIDFD as u64,
+        flags: flags | libc::CLONE_PIDFD as u64 | cgroup.map_or(0, |_| CLONE_INTO_CGROUP),
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
     // SAFETY: `args` is a valid clone_args of the size we pass; `pidfd` outlives the call.
@@ -426,4 +434,62 @@ pub(crate) fn dup_above(fd: RawFd, min: RawFd) -> SysResult<RawFd> {
 pub(crate) fn owned(fd: RawFd) -> OwnedFd {
     // SAFETY: callers pass descriptors they just created and own exclusively.
     unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// `struct landlock_path_beneath_attr` of `<linux/landlock.h>` (packed: 12 bytes).
+#[repr(C, packed)]
+struct LandlockPathBeneath {
+    allowed_access: u64,
+    parent_fd: i32,
+}
+
+/// `landlock_add_rule(ruleset, LANDLOCK_RULE_PATH_BENEATH, {access, parent}, 0)`: lets the
+/// domain do `access` beneath the directory (or on the file) `parent` refers to. Used by
+/// the native init for the one path that only exists in the child (its private `/tmp`).
+pub(crate) fn landlock_allow_beneath(ruleset: RawFd, parent: RawFd, access: u64) -> SysResult<()> {
+    const LANDLOCK_RULE_PATH_BENEATH: libc::c_int = 1;
+    let attr = LandlockPathBeneath {
+        allowed_access: access,
+        parent_fd: parent,
+    };
+    // SAFETY: `attr` is a valid, packed landlock_path_beneath_attr that outlives the call;
+    // the call only reads it.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_add_rule,
+            ruleset,
+            LANDLOCK_RULE_PATH_BENEATH,
+            &attr as *const LandlockPathBeneath,
+            0u32,
+        )
+    })
+    .map(drop)
+}
+
+/// `landlock_restrict_self(ruleset, 0)`: the calling thread (the native init, which has one)
+/// enters the ruleset's domain for good; its children inherit it.
+pub(crate) fn landlock_restrict_self(ruleset: RawFd) -> SysResult<()> {
+    // SAFETY: plain integer arguments; the call only changes this thread's credentials.
+    check(unsafe { libc::syscall(libc::SYS_landlock_restrict_self, ruleset, 0u32) }).map(drop)
+}
+
+/// True when extended attribute `name` of `path` holds exactly `want` (false when it is
+/// missing or unreadable).
+pub(crate) fn xattr_is(path: &std::path::Path, name: &str, want: &[u8]) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let (Ok(p), Ok(n)) = (
+        std::ffi::CString::new(path.as_os_str().as_bytes()),
+        std::ffi::CString::new(name),
+    ) else {
+        return false;
+    };
+    let mut buf = [0u8; 16];
+    // SAFETY: both strings are NUL-terminated; the buffer pointer and length describe `buf`.
+    let n = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).is_ok_and(|n| buf.get(..n) == Some(want))
+}
+
+/// Sets or clears this process's child-subreaper attribute (`PR_SET_CHILD_SUBREAPER`).
+pub(crate) fn set_child_subreaper(on: bool) -> SysResult<()> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, on as libc::c_ulong, 0).map(drop)
 }

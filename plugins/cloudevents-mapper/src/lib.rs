@@ -23,7 +23,7 @@
 //! | `stdout_captured_bytes`, `stderr_captured_bytes` | integer | bytes the runner captured |
 //! | `stdout_sha256`, `stderr_sha256` | string | `sha256:<hex>` of the captured bytes |
 //! | `wall_ms`, `cpu_ms`, `peak_memory_bytes` | integer | timings and memory |
-//! | `sandbox` | object | `backend`, `namespaces`, `capabilities`, `seccomp`, `apparmor`, `network`, `uid`, `gid`, `no_new_privs`, `read_only_root` |
+//! | `sandbox` | object | `backend`, `namespaces`, `capabilities`, `seccomp`, `seccomp_extra`, `landlock`, `cgroup`, `apparmor`, `network`, `uid`, `gid`, `no_new_privs`, `read_only_root` |
 //!
 //! # `dev.edge-runner.task.denied.v1` data
 //!
@@ -194,6 +194,9 @@ fn posture(w: &mut JsonWriter, p: &SandboxPosture) {
     w.member_str_array("namespaces", p.namespaces.iter().map(String::as_str));
     w.member_str_array("capabilities", p.capabilities.iter().map(String::as_str));
     w.member_str("seccomp", &p.seccomp);
+    w.member_str_array("seccomp_extra", p.seccomp_extra.iter().map(String::as_str));
+    w.member_str("landlock", &p.landlock);
+    w.member_str("cgroup", &p.cgroup);
     w.member_str("apparmor", &p.apparmor);
     w.member_str("network", &p.network);
     w.member_uint("uid", u64::from(p.uid));

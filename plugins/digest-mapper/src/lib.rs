@@ -165,6 +165,9 @@ fn posture(w: &mut JsonWriter, p: &SandboxPosture) {
     w.member_str_array("namespaces", p.namespaces.iter().map(String::as_str));
     w.member_str_array("capabilities", p.capabilities.iter().map(String::as_str));
     w.member_str("seccomp", &p.seccomp);
+    w.member_str_array("seccomp_extra", p.seccomp_extra.iter().map(String::as_str));
+    w.member_str("landlock", &p.landlock);
+    w.member_str("cgroup", &p.cgroup);
     w.member_str("apparmor", &p.apparmor);
     w.member_str("network", &p.network);
     w.member_uint("uid", u64::from(p.uid));

@@ -4,6 +4,11 @@
 //! find leftovers of a crashed runner. This module only manages cgroup directories; it does
 //! not decide limits (the backends pass them) and never touches cgroups it did not name.
 
+mod mounts;
+pub(crate) mod v2;
+
+pub use v2::Problem;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs;
@@ -20,58 +25,68 @@ pub enum Layout {
         memory: PathBuf,
         cpuacct: Option<PathBuf>,
     },
-    /// cgroup v2 with `pids` and `memory` available at `root`.
-    V2 { root: PathBuf },
+    /// cgroup v2 mounted at `root`; run cgroups go under `base`, the cgroup delegated to
+    /// the runner (see `v2`), with the `controllers` of [`v2::WANTED`] it offers.
+    V2 {
+        root: PathBuf,
+        base: PathBuf,
+        controllers: Vec<String>,
+    },
 }
 
 impl Layout {
-    /// Finds the controllers from `/proc/self/mounts`. `None` when `pids` and `memory` are
-    /// not both available (or the runner cannot write there).
-    pub fn detect() -> Option<Layout> {
-        let mounts = fs::read_to_string("/proc/self/mounts").ok()?;
-        Self::from_mounts(&mounts).filter(|l| {
-            l.hierarchies()
-                .iter()
-                .all(|h| nix::unistd::access(h.as_path(), nix::unistd::AccessFlags::W_OK).is_ok())
-        })
+    /// Finds the controllers from `/proc/self/mounts` (v1 `pids` and `memory` first, as a
+    /// hybrid host keeps them there) or the delegated cgroup v2, writable by the runner.
+    pub fn detect() -> Result<Layout, Problem> {
+        let mounts = fs::read_to_string("/proc/self/mounts")
+            .map_err(|e| Problem::Missing(format!("cannot read /proc/self/mounts: {e}")))?;
+        let layout = match Self::v1_from_mounts(&mounts) {
+            Some(v1) => v1,
+            None => {
+                let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+                let (root, base, controllers) = v2::detect(&mounts, &own)?;
+                Layout::V2 {
+                    root,
+                    base,
+                    controllers,
+                }
+            }
+        };
+        match layout
+            .hierarchies()
+            .iter()
+            .find(|h| nix::unistd::access(h.as_path(), nix::unistd::AccessFlags::W_OK).is_err())
+        {
+            Some(h) => Err(Problem::Missing(format!(
+                "the runner cannot write to the cgroup {}",
+                h.display()
+            ))),
+            None => Ok(layout),
+        }
     }
 
-    fn from_mounts(mounts: &str) -> Option<Layout> {
-        let (mut pids, mut memory, mut unified) = (None, None, None);
-        let cpuacct: Option<PathBuf> = None;
-        for line in mounts.lines() {
-            let mut f = line.split_whitespace();
-            let (_src, dir, fstype, opts) = (f.next()?, f.next()?, f.next()?, f.next()?);
-            let dir = PathBuf::from(dir);
-            match fstype {
-                "cgroup" => {
-                    for o in opts.split(',') {
-                        match o {
-                            "pids" => pids = Some(dir.clone()),
-                            "memory" => memory = Some(dir.clone()),
-                            // Joining a v1 hierarchy costs an RCU grace period (7-11 ms
-                            // measured here) per run; CPU time comes from the reaped init's
-                            // rusage instead, so cpuacct is not joined.
-                            "cpuacct" => {}
-                            _ => {}
-                        }
-                    }
+    fn v1_from_mounts(mounts: &str) -> Option<Layout> {
+        let (mut pids, mut memory) = (None, None);
+        for m in mounts::parse(mounts) {
+            if m.fstype != "cgroup" {
+                continue;
+            }
+            for o in m.options.split(',') {
+                match o {
+                    "pids" => pids = Some(m.dir.clone()),
+                    "memory" => memory = Some(m.dir.clone()),
+                    // Joining a v1 hierarchy costs an RCU grace period (7-11 ms measured
+                    // here) per run; CPU time comes from the reaped init's rusage instead,
+                    // so cpuacct is not joined.
+                    _ => {}
                 }
-                "cgroup2" => unified = Some(dir),
-                _ => {}
             }
         }
-        if let (Some(pids), Some(memory)) = (pids, memory) {
-            return Some(Layout::V1 {
-                pids,
-                memory,
-                cpuacct,
-            });
-        }
-        let root = unified?;
-        let controllers = fs::read_to_string(root.join("cgroup.controllers")).ok()?;
-        let has = |c: &str| controllers.split_whitespace().any(|x| x == c);
-        (has("pids") && has("memory")).then_some(Layout::V2 { root })
+        Some(Layout::V1 {
+            pids: pids?,
+            memory: memory?,
+            cpuacct: None,
+        })
     }
 
     fn hierarchies(&self) -> Vec<PathBuf> {
@@ -85,7 +100,23 @@ impl Layout {
                 v.extend(cpuacct.clone());
                 v
             }
-            Layout::V2 { root } => vec![root.clone()],
+            Layout::V2 { base, .. } => vec![base.clone()],
+        }
+    }
+
+    /// True when both `pids` and `memory` limits apply.
+    pub fn has_limits(&self) -> bool {
+        match self {
+            Layout::V1 { .. } => true,
+            Layout::V2 { controllers, .. } => controllers.len() == v2::WANTED.len(),
+        }
+    }
+
+    /// The posture's `cgroup` field: the version and the controllers whose limits apply.
+    pub fn posture(&self) -> String {
+        match self {
+            Layout::V1 { .. } => "v1:pids,memory".to_owned(),
+            Layout::V2 { controllers, .. } => format!("v2:{}", controllers.join(",")),
         }
     }
 
@@ -96,7 +127,17 @@ impl Layout {
                 "cgroup v1 (pids, memory{})",
                 if cpuacct.is_some() { ", cpuacct" } else { "" }
             ),
-            Layout::V2 { root } => format!("cgroup v2 at {}", root.display()),
+            Layout::V2 {
+                base, controllers, ..
+            } => format!(
+                "cgroup v2, delegated cgroup {} (controllers: {})",
+                base.display(),
+                if controllers.is_empty() {
+                    "none".to_owned()
+                } else {
+                    controllers.join(", ")
+                }
+            ),
         }
     }
 }
@@ -215,22 +256,31 @@ impl RunCgroup {
                     write_file(&memsw, &limits.memory_bytes.to_string())?;
                 }
             }
-            Layout::V2 { root } => {
-                let base = root.join(parent);
-                ensure_dir(&base)?;
-                // Controllers must be enabled on the way down (root, then our parent).
-                for dir in [&root, &base] {
-                    let _ = write_file(&dir.join("cgroup.subtree_control"), "+pids +memory");
-                    let _ = write_file(&dir.join("cgroup.subtree_control"), "+cpu");
+            Layout::V2 {
+                base, controllers, ..
+            } => {
+                // Controllers go down one level at a time, from the delegated cgroup (never
+                // the root) to our parent; the run cgroup is a leaf.
+                let parent_dir = base.join(parent);
+                if !controllers.is_empty() {
+                    v2::give_controllers(&base, &controllers)?;
                 }
-                let dir = base.join(id);
+                ensure_dir(&parent_dir)?;
+                if !controllers.is_empty() {
+                    v2::give_controllers(&parent_dir, &controllers)?;
+                }
+                let dir = parent_dir.join(id);
                 fs::create_dir(&dir)?;
                 self.dirs.push(dir.clone());
-                write_file(&dir.join("pids.max"), &limits.pids.to_string())?;
-                write_file(&dir.join("memory.max"), &limits.memory_bytes.to_string())?;
-                let swap = dir.join("memory.swap.max");
-                if swap.exists() {
-                    write_file(&swap, "0")?;
+                if controllers.iter().any(|c| c == "pids") {
+                    write_file(&dir.join("pids.max"), &limits.pids.to_string())?;
+                }
+                if controllers.iter().any(|c| c == "memory") {
+                    write_file(&dir.join("memory.max"), &limits.memory_bytes.to_string())?;
+                    let swap = dir.join("memory.swap.max");
+                    if swap.exists() {
+                        write_file(&swap, "0")?;
+                    }
                 }
             }
         }
@@ -255,6 +305,21 @@ impl RunCgroup {
 
     fn dir_with(&self, file: &str) -> Option<PathBuf> {
         self.dirs.iter().map(|d| d.join(file)).find(|p| p.exists())
+    }
+
+    /// The run cgroup's directory, open for `clone3(CLONE_INTO_CGROUP)` (cgroup v2 only:
+    /// the child is born in the cgroup, with no migration and no lock of the v1 path).
+    pub fn v2_dir(&self) -> Option<io::Result<fs::File>> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        match self.layout {
+            Layout::V1 { .. } => None,
+            Layout::V2 { .. } => self.dirs.first().map(|d| {
+                fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                    .open(d)
+            }),
+        }
     }
 
     /// CPU time of everything that ran in the cgroup, nanoseconds.
@@ -334,9 +399,22 @@ impl RunCgroup {
     }
 
     /// Kills what is left and removes the run's directories.
+    /// Kills what is left, reaps the run's processes that were reparented to the runner
+    /// (it is a child subreaper during runs: see `reaper`) and removes the directories.
     pub fn remove(mut self) -> io::Result<()> {
         self.kill_all();
+        if let Some(suffix) = self.suffix() {
+            super::reaper::reap_run_orphans(&suffix);
+        }
         self.remove_dirs()
+    }
+
+    /// `/<parent>/<id>`: how the run cgroup ends in `/proc/<pid>/cgroup`.
+    fn suffix(&self) -> Option<String> {
+        let dir = self.dirs.first()?;
+        let id = dir.file_name()?.to_str()?;
+        let parent = dir.parent()?.file_name()?.to_str()?;
+        Some(format!("/{parent}/{id}"))
     }
 
     fn remove_dirs(&mut self) -> io::Result<()> {
@@ -402,13 +480,31 @@ mod tests {
                  cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,cpu,cpuacct 0 0\n\
                  cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
         assert_eq!(
-            Layout::from_mounts(m),
+            Layout::v1_from_mounts(m),
             Some(Layout::V1 {
                 pids: "/sys/fs/cgroup/pids".into(),
                 memory: "/sys/fs/cgroup/memory".into(),
                 cpuacct: None,
             })
         );
-        assert_eq!(Layout::from_mounts("proc /proc proc rw 0 0\n"), None);
+        assert_eq!(Layout::v1_from_mounts("proc /proc proc rw 0 0\n"), None);
+    }
+
+    #[test]
+    fn v2_is_refused_at_the_root_and_without_a_delegate_mark() {
+        let mounts = "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n";
+        match v2::detect(mounts, "0::/\n") {
+            Err(Problem::NotDelegated(m)) => assert!(m.contains("Delegate=yes"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // A path that does not exist carries no mark.
+        match v2::detect(mounts, "0::/no-such.slice/x.service\n") {
+            Err(Problem::NotDelegated(m)) => assert!(m.contains("not delegated"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            v2::detect("proc /proc proc rw 0 0\n", "0::/x\n"),
+            Err(Problem::Missing(_))
+        ));
     }
 }

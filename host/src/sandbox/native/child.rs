@@ -31,6 +31,7 @@ pub(crate) struct ChildEnds {
     pub sync_in: OwnedFd,
     pub sync_out: OwnedFd,
     pub cgroup_join: Vec<OwnedFd>,
+    pub landlock: Option<OwnedFd>,
 }
 
 /// The parent's ends.
@@ -120,6 +121,22 @@ pub(crate) fn prepare(
     let (sync_in_r, sync_in_w) = pipe_high()?;
     let (sync_out_r, sync_out_w) = pipe_high()?;
 
+    let landlock = match ctx.plan.landlock {
+        Some(abi) => {
+            let prepared = super::landlock::prepare(
+                abi,
+                &policy.rootfs,
+                &launch.executable.file,
+                &policy.landlock_exec,
+            )
+            .map_err(|e| SandboxError::Io {
+                what: "prepare the Landlock ruleset".into(),
+                source: std::io::Error::other(crate::reason::chain(&e)),
+            })?;
+            Some((high(prepared.ruleset)?, prepared.tmp_access))
+        }
+        None => None,
+    };
     let limits = &launch.limits;
     let plan = InitPlan {
         mounts: mount_plan,
@@ -150,7 +167,8 @@ pub(crate) fn prepare(
             None => None,
         },
         seccomp: if ctx.plan.seccomp {
-            Some(seccomp::programs().map_err(|e| SandboxError::Io {
+            let extra = policy.seccomp_extra(launch.executable.digest());
+            Some(seccomp::programs(&extra).map_err(|e| SandboxError::Io {
                 what: "compile the seccomp filter".into(),
                 source: std::io::Error::other(e),
             })?)
@@ -158,6 +176,9 @@ pub(crate) fn prepare(
             None
         },
         cgroup_join: Vec::new(),
+        landlock: landlock
+            .as_ref()
+            .map(|(fd, access)| (fd.as_raw_fd(), *access)),
         argv,
         envp,
         strings,
@@ -169,6 +190,7 @@ pub(crate) fn prepare(
         sync_in: sync_in_r,
         sync_out: sync_out_w,
         cgroup_join: Vec::new(),
+        landlock: landlock.map(|(fd, _)| fd),
     };
     let parent = ParentEnds {
         stdin: stdin_w,

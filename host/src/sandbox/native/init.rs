@@ -19,6 +19,11 @@
 //!    (before no_new_privs: under no_new_privs the kernel allows only transitions to a
 //!    profile that is a subset of the current confinement, so ordering it first keeps the
 //!    pinned profile's rules in force whatever they are).
+//!    Then Landlock (when planned): add the private `/tmp` (which exists only now) to the
+//!    ruleset the parent built, and `landlock_restrict_self`. Still uid 0 of the user
+//!    namespace with its capabilities, so no_new_privs is not needed yet; every later step
+//!    and the tool inherit the domain. After the mounts, so the view is complete; before
+//!    the descriptors are closed, which would close the ruleset.
 //! 8. Resource limits (CPU, AS, NOFILE, NPROC, FSIZE, CORE=0).
 //! 9. Descriptors: stdio to 0-2, the tool to 3, the two sync pipes to 4-5 (close-on-exec);
 //!    every other inherited descriptor closed.
@@ -103,6 +108,7 @@ steps! {
     Fork = 16, "start the tool process";
     Exec = 17, "execute the tool";
     Cgroup = 18, "join the run's cgroup";
+    Landlock = 19, "apply the Landlock ruleset";
 }
 
 /// Everything the child needs, prepared by the parent.
@@ -126,7 +132,9 @@ pub(crate) struct InitPlan {
     pub drop_groups: bool,
     /// `exec <profile>`, written to the AppArmor exec attribute.
     pub apparmor: Option<CString>,
-    pub seccomp: Option<Programs>,
+    pub seccomp: Option<std::sync::Arc<Programs>>,
+    /// The Landlock ruleset (descriptor 10 or above) and the rights to grant beneath `/tmp`.
+    pub landlock: Option<(RawFd, u64)>,
     /// The run cgroup's join files (one per hierarchy), open for writing.
     pub cgroup_join: Vec<RawFd>,
     /// NULL-terminated pointer arrays into `strings`.
@@ -195,6 +203,9 @@ fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     if let Some(request) = &plan.apparmor {
         super::super::apparmor::exec_transition(request).at(Step::AppArmor)?;
     }
+    if let Some((ruleset, tmp_access)) = plan.landlock {
+        landlock(ruleset, tmp_access).at(Step::Landlock)?;
+    }
     for (resource, limit) in &plan.rlimits {
         nix::sys::resource::setrlimit(*resource, *limit, *limit).at(Step::Rlimits)?;
     }
@@ -202,6 +213,15 @@ fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     *out = SYNC_OUT_FD;
     // Lock root's special treatment off for good, then empty the sets only CAP_SETPCAP
     // can empty; the uid change below empties the rest.
+    //
+    // Why `sys`'s raw prctl/capset and not the `caps` crate here (issue 12 item 5): this
+    // runs in a copy of a multi-threaded runner, where an allocation can deadlock on a heap
+    // lock held by a thread that does not exist in the copy. caps 0.5 allocates on these
+    // paths: `caps::clear(None, CapSet::Bounding)` iterates `caps::all()`, a `HashSet`, and
+    // every `CapsError` is a `format!`ed `String`, so a failing call would allocate exactly
+    // when the step must report cleanly. The raw calls are three allocation-free syscalls.
+    // The parent side uses `caps` where allocating is fine: the posture check names the
+    // capabilities a child still holds with `caps::all()` (`posture`).
     const SECBITS: u64 = 0x01 | 0x02 | 0x08 | 0x20 | 0x40 | 0x80;
     sys::set_securebits(SECBITS).at(Step::Capabilities)?;
     sys::drop_bounding_set().at(Step::Capabilities)?;
@@ -222,6 +242,18 @@ fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     }
     sys::write_all(SYNC_OUT_FD, &[MSG_READY]).at(Step::Handshake)?;
     expect(SYNC_IN_FD, MSG_GO).at(Step::Handshake)
+}
+
+fn landlock(ruleset: RawFd, tmp_access: u64) -> Result<(), Errno> {
+    let tmp = nix::fcntl::open(
+        c"/tmp",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    sys::landlock_allow_beneath(ruleset, tmp.as_raw_fd(), tmp_access)?;
+    drop(tmp);
+    sys::landlock_restrict_self(ruleset)?;
+    nix::unistd::close(ruleset)
 }
 
 fn build_view(plan: &MountPlan) -> Result<RawFd, (u16, Errno)> {

@@ -8,13 +8,14 @@
 mod child;
 mod handshake;
 mod init;
+mod landlock;
 mod mounts;
 
 use super::cgroup::{CgroupLimits, RunCgroup};
 use super::context::RunContext;
 use super::error::{SandboxError, errno_err, io_err};
 use super::launch::Launch;
-use super::outcome::Outcome;
+use super::outcome::{Outcome, Posture};
 use super::output::Pump;
 use super::supervise::{self, Supervised};
 use super::sys;
@@ -28,10 +29,27 @@ pub(crate) fn run(
     launch: Launch,
     clock: &mut StageClock,
 ) -> Result<Outcome, SandboxError> {
+    let seccomp_extra = if ctx.plan.seccomp {
+        ctx.policy.seccomp_extra(launch.executable.digest())
+    } else {
+        Vec::new()
+    };
     let (mut init_plan, mut child_ends, parent) = child::prepare(ctx, &launch)?;
     clock.lap("plan");
     let cgroup = ctx.cgroup(CgroupLimits::native(&launch.limits))?;
-    child_ends.cgroup_join = match cgroup.as_ref().map(open_join_files).transpose() {
+    // cgroup v2: init is born in the run cgroup (clone3 CLONE_INTO_CGROUP); v1: it joins
+    // by writing "0" to the files opened here (see `cgroup::JOIN_FILE_V1`).
+    let v2_dir = match cgroup.as_ref().and_then(RunCgroup::v2_dir).transpose() {
+        Ok(dir) => dir,
+        Err(e) => {
+            if let Some(cg) = cgroup {
+                let _ = cg.remove();
+            }
+            return Err(io_err("open the run's cgroup")(e));
+        }
+    };
+    let joins = cgroup.as_ref().filter(|_| v2_dir.is_none());
+    child_ends.cgroup_join = match joins.map(open_join_files).transpose() {
         Ok(files) => files.unwrap_or_default(),
         Err(e) => {
             if let Some(cg) = cgroup {
@@ -46,7 +64,8 @@ pub(crate) fn run(
         .map(|f| f.as_raw_fd())
         .collect();
     clock.lap("cgroup");
-    let sandbox = Sandbox::spawn(&init_plan, child_ends, cgroup)?;
+    let sandbox = Sandbox::spawn(&init_plan, child_ends, cgroup, v2_dir.as_ref())?;
+    drop(v2_dir);
     clock.lap("clone");
     let (namespaces, started) = handshake::start(
         sandbox.pid,
@@ -81,7 +100,10 @@ pub(crate) fn run(
         wall_ms,
         cpu_ms: usage.cpu_ms,
         peak_memory_bytes: usage.peak_memory_bytes,
-        posture: ctx.posture("native", namespaces, "none"),
+        posture: Posture {
+            seccomp_extra,
+            ..ctx.posture("native", namespaces, "none")
+        },
     })
 }
 
@@ -111,6 +133,7 @@ impl Sandbox {
         plan: &init::InitPlan,
         child_ends: child::ChildEnds,
         cgroup: Option<RunCgroup>,
+        v2_dir: Option<&std::fs::File>,
     ) -> Result<Sandbox, SandboxError> {
         let flags = (libc::CLONE_NEWUSER
             | libc::CLONE_NEWNS
@@ -118,7 +141,7 @@ impl Sandbox {
             | libc::CLONE_NEWNET
             | libc::CLONE_NEWIPC
             | libc::CLONE_NEWUTS) as u64;
-        let cloned = sys::clone_child(flags, init::init, plan);
+        let cloned = sys::clone_child(flags, v2_dir.map(|d| d.as_fd()), init::init, plan);
         drop(child_ends);
         match cloned {
             Ok(c) => Ok(Sandbox {

@@ -219,6 +219,8 @@ mod tests {
             apparmor_profile: apparmor.then(|| "edge-runner-runsc".to_owned()),
             apparmor_absent: "off",
             seccomp,
+            landlock: None,
+            landlock_absent: "gvisor",
             cgroups: true,
         };
         let masks = [

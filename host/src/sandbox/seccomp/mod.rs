@@ -1,11 +1,15 @@
-//! The system calls a tool may not make, as one table, compiled two ways: to classic BPF
-//! with `seccompiler` for the native backend, and to an OCI `linux.seccomp` section for
-//! runsc (loaded inside gVisor with `--oci-seccomp`). It is a deny list on top of the
-//! isolation the namespaces already give: each entry closes a kernel attack surface or a
-//! way out that namespaces do not (ptrace, new namespaces, mounts, keyrings, io_uring,
-//! BPF, terminal injection, vsock, foreign syscall ABIs). This module builds filters; the
-//! native `init` installs them, last, just before exec.
+//! The native backend's seccomp policy, and the runsc one. Native: an **allow list**
+//! (`allow`): a call outside it gets ENOSYS, so libc falls back to an older call; on top,
+//! a deny table of known-dangerous calls and arguments gets EPERM (ptrace, new namespaces,
+//! mounts, keyrings, io_uring, BPF, terminal injection, vsock, ...), and foreign syscall
+//! ABIs (i386, x32) kill the process. runsc: the deny table as an OCI `linux.seccomp`
+//! section loaded inside gVisor with `--oci-seccomp` (gVisor implements its own syscall
+//! table; its host-side filter is its own). This module builds the filters, once per
+//! process and operator extension; the native `init` installs them, last, just before
+//! exec.
 
+mod allow;
+mod names;
 use oci_spec::runtime::{
     Arch, LinuxSeccomp, LinuxSeccompAction, LinuxSeccompArgBuilder, LinuxSeccompBuilder,
     LinuxSeccompOperator, LinuxSyscallBuilder,
@@ -15,6 +19,7 @@ use seccompiler::{
     SeccompRule, TargetArch, sock_filter,
 };
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Why a filter could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +30,16 @@ pub enum SeccompError {
     Oci(#[source] oci_spec::OciSpecError),
     #[error("no seccomp rule table for this architecture ({0})")]
     UnsupportedArch(&'static str),
+    #[error(
+        "sandbox.seccomp_allow names {0:?}, which is not an x86-64 system call this runner \
+         knows; use the names of syscalls(2) (`edge-runner sandbox check` lists the allow list)"
+    )]
+    UnknownName(String),
+    #[error(
+        "sandbox.seccomp_allow names {0:?}, which the deny table refuses (an escape or attack \
+         surface no tool may reach); remove it"
+    )]
+    DeniedName(String),
 }
 
 /// What a matching call gets back.
@@ -289,16 +304,50 @@ fn table() -> Result<Vec<Entry>, SeccompError> {
     Err(SeccompError::UnsupportedArch(std::env::consts::ARCH))
 }
 
-/// The system call names the filter refuses (for `sandbox check` and documentation).
+/// The system call names the filter refuses with EPERM (for `sandbox check` and
+/// documentation).
 pub fn denied_syscalls() -> Vec<&'static str> {
     let mut v: Vec<_> = table().unwrap_or_default().iter().map(|e| e.name).collect();
     v.dedup();
     v
 }
 
-/// The compiled programs, in the order they are installed. The kernel runs every installed
-/// program and keeps the most severe verdict (KILL > ERRNO > ALLOW), so the order does not
-/// change the result.
+/// The system call names the native allow list admits (some with the deny table's
+/// argument conditions on top).
+pub fn allowed_syscalls() -> &'static [&'static str] {
+    allow::ALLOWED
+}
+
+/// Checks an operator's allow-list extension: every name must be a known x86-64 system
+/// call and none one the deny table refuses outright. Returns the sorted, deduplicated
+/// names (the posture's `seccomp_extra`).
+pub fn check_extra(names: &[String]) -> Result<Vec<String>, SeccompError> {
+    let table = table()?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        if names::number(name).is_none() {
+            return Err(SeccompError::UnknownName(name.clone()));
+        }
+        if table
+            .iter()
+            .any(|e| e.name == name && matches!(e.when, When::Always))
+        {
+            return Err(SeccompError::DeniedName(name.clone()));
+        }
+        out.push(name.clone());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The compiled programs, in the order they are installed: the ABI check, the deny table
+/// (EPERM), the allow list (ENOSYS for the rest). The kernel runs every installed program
+/// and keeps the most severe action (KILL > ERRNO > ALLOW); between two ERRNO verdicts the
+/// first one evaluated (the most recently installed) wins. So the allow program lets the
+/// deny table's calls through (ALLOW), and the deny table's EPERM stands for them; any
+/// other call outside the list gets the allow program's ENOSYS. The allow list goes in
+/// last because installing a filter is itself a system call it does not allow.
 #[derive(Debug, Clone)]
 pub(crate) struct Programs(pub Vec<BpfProgram>);
 
@@ -400,14 +449,57 @@ fn abi_program() -> BpfProgram {
     ]
 }
 
-/// Compiles the table for the native backend.
-pub(crate) fn programs() -> Result<Programs, SeccompError> {
+/// The native filter for the allow list widened by `extra` (names checked by
+/// [`check_extra`]), compiled once per process and extension: a launch reuses it.
+pub(crate) fn programs(extra: &[String]) -> Result<Arc<Programs>, SeccompError> {
+    type Cache = Mutex<Vec<(Vec<String>, Arc<Programs>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    let extra = check_extra(extra)?;
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    if let Ok(cached) = cache.lock()
+        && let Some((_, p)) = cached.iter().find(|(k, _)| *k == extra)
+    {
+        return Ok(p.clone());
+    }
+    let compiled = Arc::new(compile(&extra)?);
+    if let Ok(mut cached) = cache.lock() {
+        cached.push((extra, compiled.clone()));
+    }
+    Ok(compiled)
+}
+
+fn compile(extra: &[String]) -> Result<Programs, SeccompError> {
     let entries = table()?;
     Ok(Programs(vec![
         abi_program(),
-        compile_deny(&entries, Deny::NoSys)?,
         compile_deny(&entries, Deny::Perm)?,
+        compile_allow(&entries, extra)?,
     ]))
+}
+
+/// The allow list (plus `extra`, plus the deny table's calls, which the deny program
+/// answers): ALLOW on a match, ENOSYS for anything else.
+fn compile_allow(entries: &[Entry], extra: &[String]) -> Result<BpfProgram, SeccompError> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for e in entries.iter().filter(|e| e.deny == Deny::Perm) {
+        rules.insert(e.nr, Vec::new());
+    }
+    for name in allow::ALLOWED
+        .iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+    {
+        let nr = names::number(name).ok_or_else(|| SeccompError::UnknownName(name.to_owned()))?;
+        rules.insert(nr, Vec::new());
+    }
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        SeccompAction::Allow,
+        target_arch()?,
+    )
+    .map_err(SeccompError::Compile)?;
+    filter.try_into().map_err(SeccompError::Compile)
 }
 
 /// The same table as an OCI `linux.seccomp` section (for runsc `--oci-seccomp`).
@@ -461,242 +553,4 @@ pub(crate) fn oci_section() -> Result<LinuxSeccomp, SeccompError> {
 }
 
 #[cfg(test)]
-mod tests {
-    //! The filters are run through a small classic-BPF interpreter against hand-made
-    //! `seccomp_data`, so every rule is checked without installing anything.
-    use super::*;
-
-    const RET_ERRNO: u32 = 0x0005_0000;
-    const AUDIT_ARCH_I386: u32 = 3 | 0x4000_0000;
-
-    fn eval(prog: &[sock_filter], data: &[u8; 64]) -> u32 {
-        let word = |off: u32| {
-            let o = off as usize;
-            u32::from_le_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]])
-        };
-        let (mut pc, mut acc) = (0usize, 0u32);
-        loop {
-            let ins = &prog[pc];
-            match ins.code {
-                0x20 => acc = word(ins.k),
-                0x54 => acc &= ins.k,
-                0x06 => return ins.k,
-                0x05 => {
-                    pc += ins.k as usize;
-                }
-                c if c & 0x07 == 0x05 => {
-                    let taken = match c & 0xf0 {
-                        0x10 => acc == ins.k,
-                        0x20 => acc > ins.k,
-                        0x30 => acc >= ins.k,
-                        0x40 => acc & ins.k != 0,
-                        other => panic!("unsupported jump {other:#x}"),
-                    };
-                    pc += if taken { ins.jt } else { ins.jf } as usize;
-                }
-                other => panic!("unsupported opcode {other:#x}"),
-            }
-            pc += 1;
-        }
-    }
-
-    /// Most severe verdict over all programs, as the kernel does.
-    fn verdict(arch: u32, nr: i64, args: [u64; 6]) -> u32 {
-        let mut data = [0u8; 64];
-        data[0..4].copy_from_slice(&(nr as u32).to_le_bytes());
-        data[4..8].copy_from_slice(&arch.to_le_bytes());
-        for (i, a) in args.iter().enumerate() {
-            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_le_bytes());
-        }
-        let rank = |v: u32| match v & 0xffff_0000 {
-            0x8000_0000 => 0,
-            0x0005_0000 => 3,
-            0x7fff_0000 => 9,
-            _ => 5,
-        };
-        programs()
-            .unwrap()
-            .0
-            .iter()
-            .map(|p| eval(p, &data))
-            .min_by_key(|v| rank(*v))
-            .unwrap()
-    }
-
-    fn native(nr: i64, args: [u64; 6]) -> u32 {
-        verdict(AUDIT_ARCH_X86_64, nr, args)
-    }
-
-    const EPERM: u32 = RET_ERRNO | libc::EPERM as u32;
-
-    #[test]
-    fn ordinary_calls_are_allowed() {
-        for nr in [
-            libc::SYS_read,
-            libc::SYS_write,
-            libc::SYS_execve,
-            libc::SYS_openat,
-            libc::SYS_exit_group,
-        ] {
-            assert_eq!(native(nr, [0; 6]), SECCOMP_RET_ALLOW, "syscall {nr}");
-        }
-        assert_eq!(
-            native(libc::SYS_ioctl, [1, libc::TCGETS, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            native(libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        let thread = (libc::CLONE_VM
-            | libc::CLONE_THREAD
-            | libc::CLONE_SIGHAND
-            | libc::CLONE_FS
-            | libc::CLONE_FILES) as u64;
-        assert_eq!(
-            native(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            native(libc::SYS_socket, [libc::AF_INET as u64, 1, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            native(libc::SYS_prctl, [libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            native(libc::SYS_personality, [0xffff_ffff, 0, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            native(libc::SYS_personality, [0, 0, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-    }
-
-    #[test]
-    fn escape_and_attack_surface_calls_are_refused() {
-        for nr in [
-            libc::SYS_ptrace,
-            libc::SYS_process_vm_readv,
-            libc::SYS_process_vm_writev,
-            libc::SYS_mount,
-            libc::SYS_umount2,
-            libc::SYS_pivot_root,
-            libc::SYS_move_mount,
-            libc::SYS_open_tree,
-            libc::SYS_fsopen,
-            libc::SYS_mount_setattr,
-            libc::SYS_unshare,
-            libc::SYS_setns,
-            libc::SYS_kexec_load,
-            libc::SYS_kexec_file_load,
-            libc::SYS_bpf,
-            libc::SYS_perf_event_open,
-            libc::SYS_keyctl,
-            libc::SYS_add_key,
-            libc::SYS_request_key,
-            libc::SYS_io_uring_setup,
-            libc::SYS_io_uring_enter,
-            libc::SYS_io_uring_register,
-            libc::SYS_userfaultfd,
-            libc::SYS_open_by_handle_at,
-        ] {
-            assert_eq!(native(nr, [0; 6]), EPERM, "syscall {nr}");
-        }
-    }
-
-    #[test]
-    fn terminal_injection_is_refused_even_with_high_bits() {
-        assert_eq!(native(libc::SYS_ioctl, [0, TIOCSTI, 0, 0, 0, 0]), EPERM);
-        assert_eq!(native(libc::SYS_ioctl, [0, TIOCLINUX, 0, 0, 0, 0]), EPERM);
-        assert_eq!(
-            native(libc::SYS_ioctl, [0, TIOCSTI | (1 << 32), 0, 0, 0, 0]),
-            EPERM
-        );
-    }
-
-    #[test]
-    fn namespaces_vsock_and_pdeathsig_are_refused() {
-        for flag in [
-            libc::CLONE_NEWUSER,
-            libc::CLONE_NEWNS,
-            libc::CLONE_NEWNET,
-            libc::CLONE_NEWPID,
-        ] {
-            let flags = flag as u64 | libc::SIGCHLD as u64;
-            assert_eq!(
-                native(libc::SYS_clone, [flags, 0, 0, 0, 0, 0]),
-                EPERM,
-                "flag {flag:#x}"
-            );
-        }
-        assert_eq!(
-            native(libc::SYS_socket, [libc::AF_VSOCK as u64, 1, 0, 0, 0, 0]),
-            EPERM
-        );
-        assert_eq!(
-            native(
-                libc::SYS_prctl,
-                [libc::PR_SET_PDEATHSIG as u64, 0, 0, 0, 0, 0]
-            ),
-            EPERM
-        );
-        // ADDR_NO_RANDOMIZE
-        assert_eq!(
-            native(libc::SYS_personality, [0x0040000, 0, 0, 0, 0, 0]),
-            EPERM
-        );
-    }
-
-    #[test]
-    fn clone3_says_enosys_so_libc_falls_back_to_clone() {
-        assert_eq!(
-            native(libc::SYS_clone3, [0; 6]),
-            RET_ERRNO | libc::ENOSYS as u32
-        );
-    }
-
-    #[test]
-    fn foreign_abis_are_killed() {
-        assert_eq!(
-            verdict(AUDIT_ARCH_I386, 1, [0; 6]),
-            SECCOMP_RET_KILL_PROCESS
-        );
-        // x32 ptrace: 0x40000000 | 521
-        assert_eq!(native(0x4000_0000 | 521, [0; 6]), SECCOMP_RET_KILL_PROCESS);
-        assert_eq!(native(0x4000_0000, [0; 6]), SECCOMP_RET_KILL_PROCESS);
-    }
-
-    #[test]
-    fn oci_section_mirrors_the_table() {
-        let s = oci_section().unwrap();
-        assert_eq!(s.default_action(), LinuxSeccompAction::ScmpActAllow);
-        let calls = s.syscalls().as_ref().unwrap();
-        let names: Vec<_> = calls.iter().flat_map(|c| c.names().clone()).collect();
-        for n in [
-            "ptrace",
-            "mount",
-            "unshare",
-            "setns",
-            "bpf",
-            "keyctl",
-            "io_uring_setup",
-            "ioctl",
-            "clone3",
-        ] {
-            assert!(names.iter().any(|x| x == n), "{n} missing");
-        }
-        let tiocsti = calls
-            .iter()
-            .find(|c| {
-                c.names()[0] == "ioctl"
-                    && c.args().as_ref().unwrap()[0].value_two() == Some(TIOCSTI)
-            })
-            .unwrap();
-        assert_eq!(tiocsti.errno_ret(), Some(libc::EPERM as u32));
-        let clone3 = calls.iter().find(|c| c.names()[0] == "clone3").unwrap();
-        assert_eq!(clone3.errno_ret(), Some(libc::ENOSYS as u32));
-    }
-}
+mod tests;
