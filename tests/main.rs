@@ -15,11 +15,14 @@
 mod support;
 
 mod armory;
+mod backends;
 mod cli_verify;
+mod eddsa;
 mod events;
 mod fleet;
 mod jws_attacks;
 mod manifest;
+mod plugin_check;
 mod plugin_faults;
 mod properties;
 mod registry;

@@ -141,7 +141,8 @@ fn a_pin_mismatch_refuses_to_load_naming_both_digests() {
         PinnedFile {
             path: path.clone(),
             sha256: wrong.clone(),
-        },
+        }
+        .into(),
     );
     let err = Verifiers::load(crate::support::host(PluginLimits::default()), &overrides)
         .unwrap_err()
@@ -221,7 +222,7 @@ fn every_embedded_verifier_declares_what_the_binary_lists() {
             );
         }
     }
-    assert_eq!(v.available(), ["ES256", "HS256"]);
+    assert_eq!(v.available(), ["ES256", "Ed25519", "EdDSA", "HS256"]);
 }
 
 #[test]
@@ -236,7 +237,7 @@ fn only_the_verifiers_the_keys_need_are_loaded() {
     assert!(v.get("ES256").is_some());
     assert!(v.get("HS256").is_none(), "loaded a verifier no key needs");
     // Still named as available, for the "no verifier for this key" message.
-    assert_eq!(v.available(), ["ES256", "HS256"]);
+    assert_eq!(v.available(), ["ES256", "Ed25519", "EdDSA", "HS256"]);
 
     // A configured override is loaded even when no key needs it, so a broken pin is
     // reported by every command, not only by the first task that needs it.
@@ -246,7 +247,8 @@ fn only_the_verifiers_the_keys_need_are_loaded() {
         PinnedFile {
             path: fixture("misbehaving"),
             sha256: "sha256:".to_owned() + &"0".repeat(64),
-        },
+        }
+        .into(),
     );
     let err = Verifiers::load_for(
         crate::support::host(PluginLimits::default()),

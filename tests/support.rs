@@ -40,7 +40,8 @@ pub fn verifiers_with(alg: &str, path: &Path, limits: PluginLimits) -> Result<Ve
         PinnedFile {
             path: path.to_owned(),
             sha256: edge_runner::digest::sha256_id(&bytes),
-        },
+        }
+        .into(),
     );
     Verifiers::load(host(limits), &overrides).map_err(|e| format!("{e:#}"))
 }
@@ -52,6 +53,21 @@ pub fn fixture(name: &str) -> PathBuf {
         "std-probe" => PathBuf::from(env!("EDGE_RUNNER_FIXTURE_STD_PROBE")),
         other => panic!("unknown fixture {other}"),
     }
+}
+
+/// A test fixture plugin built by host/build.rs (`kind = "fixture"` in
+/// plugins/shipped.toml), by its name there.
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(match name {
+        "misbehaving" => env!("EDGE_RUNNER_FIXTURE_MISBEHAVING"),
+        "ungranted" => env!("EDGE_RUNNER_FIXTURE_UNGRANTED"),
+        "std-probe" => env!("EDGE_RUNNER_FIXTURE_STD_PROBE"),
+        "mapper-faults" => env!("EDGE_RUNNER_FIXTURE_MAPPER_FAULTS"),
+        "weak-es256" => env!("EDGE_RUNNER_FIXTURE_WEAK_ES256"),
+        "declares-twice" => env!("EDGE_RUNNER_FIXTURE_DECLARES_TWICE"),
+        "declares-none" => env!("EDGE_RUNNER_FIXTURE_DECLARES_NONE"),
+        other => panic!("unknown fixture {other}"),
+    })
 }
 
 pub fn keyset(keys: &[Value]) -> KeySet {

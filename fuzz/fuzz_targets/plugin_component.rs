@@ -72,7 +72,7 @@ fuzz_target!(|bytes: &[u8]| {
         }
     }
     let mut overrides = BTreeMap::new();
-    overrides.insert("ES256".to_owned(), pinned);
+    overrides.insert("ES256".to_owned(), pinned.into());
     if let Ok(verifiers) = Verifiers::load_for(host.clone(), &overrides, &Default::default()) {
         // The host took the component for ES256 only if it says it implements ES256.
         let Some(plugin) = verifiers.get("ES256") else {

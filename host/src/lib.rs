@@ -14,6 +14,7 @@
 
 pub mod armory;
 pub mod config;
+pub mod conformance;
 pub mod digest;
 pub mod durable;
 pub mod events;

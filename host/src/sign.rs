@@ -1,4 +1,4 @@
-//! Signing, for operators and tests: key generation (HS256, ES256) and producing compact
+//! Signing, for operators and tests: key generation (HS256, ES256, EdDSA) and producing compact
 //! JWS tasks. Native RustCrypto code, deliberately *outside* the verification path:
 //! nothing in `verify` or the pipeline calls into this module, and the runner never needs
 //! a private key to run tasks.
@@ -20,6 +20,12 @@ pub enum SignAlg {
     Hs256,
     #[value(name = "ES256")]
     Es256,
+    /// Ed25519 under the polymorphic `alg` of RFC 8037.
+    #[value(name = "EdDSA")]
+    EdDsa,
+    /// Ed25519 under the fully-specified `alg` of RFC 9864.
+    #[value(name = "Ed25519")]
+    Ed25519,
 }
 
 impl SignAlg {
@@ -27,6 +33,8 @@ impl SignAlg {
         match self {
             SignAlg::Hs256 => "HS256",
             SignAlg::Es256 => "ES256",
+            SignAlg::EdDsa => "EdDSA",
+            SignAlg::Ed25519 => "Ed25519",
         }
     }
 }
@@ -56,6 +64,8 @@ pub struct SigningKey {
 enum Secret {
     Hs256(Vec<u8>),
     Es256(p256::ecdsa::SigningKey),
+    /// An Ed25519 key and the `alg` it signs under (`EdDSA` or `Ed25519`).
+    Ed25519(ed25519_dalek::SigningKey, SignAlg),
 }
 
 impl fmt::Debug for SigningKey {
@@ -82,6 +92,12 @@ impl SigningKey {
     pub fn generate(alg: SignAlg, kid: &str) -> Result<Self, SignError> {
         let secret = match alg {
             SignAlg::Hs256 => Secret::Hs256(random_bytes(32)?),
+            SignAlg::EdDsa | SignAlg::Ed25519 => {
+                let seed: [u8; 32] = random_bytes(32)?
+                    .try_into()
+                    .map_err(|_| SignError::Random("short read".into()))?;
+                Secret::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed), alg)
+            }
             SignAlg::Es256 => loop {
                 // A uniformly random 32-byte string is a valid scalar unless it is zero or
                 // >= n (probability ~2^-32); retry in that case.
@@ -119,6 +135,7 @@ impl SigningKey {
         match self.secret {
             Secret::Hs256(_) => SignAlg::Hs256,
             Secret::Es256(_) => SignAlg::Es256,
+            Secret::Ed25519(_, alg) => alg,
         }
     }
 
@@ -128,6 +145,9 @@ impl SigningKey {
         match &self.secret {
             Secret::Hs256(_) => {}
             Secret::Es256(k) => {
+                v["d"] = Value::String(b64(&k.to_bytes()));
+            }
+            Secret::Ed25519(k, _) => {
                 v["d"] = Value::String(b64(&k.to_bytes()));
             }
         }
@@ -150,6 +170,11 @@ impl SigningKey {
                     "crv": "P-256", "x": x, "y": y,
                 })
             }
+            // RFC 8037 section 2: `x` is the 32-byte public key.
+            Secret::Ed25519(k, alg) => json!({
+                "kty": "OKP", "kid": self.kid, "alg": alg.as_str(), "use": "sig",
+                "crv": "Ed25519", "x": b64(k.verifying_key().as_bytes()),
+            }),
         }
     }
 
@@ -168,6 +193,10 @@ impl SigningKey {
             Secret::Es256(k) => {
                 let sig: p256::ecdsa::Signature = k.sign(signing_input);
                 sig.to_bytes().to_vec()
+            }
+            Secret::Ed25519(k, _) => {
+                use ed25519_dalek::Signer as _;
+                k.sign(signing_input).to_bytes().to_vec()
             }
         }
     }
@@ -240,8 +269,32 @@ impl SigningKey {
                 let d = decode("d")?;
                 Self::es256(kid, &d).ok_or_else(|| invalid("\"d\" is not a valid P-256 scalar"))
             }
+            Some("OKP") if get("crv") == Some("Ed25519") => {
+                let d: [u8; 32] = decode("d")?
+                    .try_into()
+                    .map_err(|_| invalid("\"d\" of an Ed25519 key is 32 bytes"))?;
+                let key = ed25519_dalek::SigningKey::from_bytes(&d);
+                // The key's own `alg` decides between RFC 8037's EdDSA and RFC 9864's
+                // fully-specified Ed25519; EdDSA when it names none.
+                let alg = match get("alg") {
+                    None | Some("EdDSA") => SignAlg::EdDsa,
+                    Some("Ed25519") => SignAlg::Ed25519,
+                    Some(_) => return Err(invalid("an Ed25519 key's \"alg\" is EdDSA or Ed25519")),
+                };
+                if let Some(x) = get("x")
+                    && URL_SAFE_NO_PAD.decode(x).ok().as_deref()
+                        != Some(key.verifying_key().as_bytes().as_slice())
+                {
+                    return Err(invalid("\"x\" is not the public key of \"d\""));
+                }
+                Ok(Self {
+                    kid: kid.to_owned(),
+                    secret: Secret::Ed25519(key, alg),
+                })
+            }
             _ => Err(invalid(
-                "only oct (HS256) and EC P-256 (ES256) private keys are supported",
+                "only oct (HS256), EC P-256 (ES256) and OKP Ed25519 (EdDSA) private keys are \
+                 supported",
             )),
         }
     }
@@ -250,6 +303,46 @@ impl SigningKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generated_ed25519_keys_round_trip_through_jwk_and_sign_rfc8037_a4() {
+        for alg in [SignAlg::EdDsa, SignAlg::Ed25519] {
+            let k = SigningKey::generate(alg, "k1").unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("k.json");
+            std::fs::write(&p, serde_json::to_vec(&k.private_jwk()).unwrap()).unwrap();
+            let back = SigningKey::load(&p, None).unwrap();
+            assert_eq!(back.public_jwk(), k.public_jwk());
+            assert_eq!(back.alg(), alg);
+            assert_eq!(k.public_jwk()["kty"], "OKP");
+            assert!(k.public_jwk().get("d").is_none());
+        }
+        // RFC 8037 A.1 key, A.4 signature (Ed25519 is deterministic).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a1.json");
+        std::fs::write(
+            &p,
+            r#"{"kty":"OKP","crv":"Ed25519","kid":"a1",
+                "d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+                "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
+        let k = SigningKey::load(&p, None).unwrap();
+        let sig = k.sign_bytes(b"eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc");
+        assert_eq!(
+            b64(&sig),
+            "hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg"
+        );
+        // A mismatched public half is refused.
+        std::fs::write(
+            &p,
+            r#"{"kty":"OKP","crv":"Ed25519","kid":"a1",
+                "d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+                "x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#,
+        )
+        .unwrap();
+        assert!(SigningKey::load(&p, None).is_err());
+    }
 
     #[test]
     fn generated_es256_key_round_trips_through_jwk() {

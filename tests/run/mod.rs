@@ -22,6 +22,7 @@ macro_rules! on_both_backends {
     )*};
 }
 
+mod backends;
 mod config_check;
 mod demo;
 mod denials;

@@ -361,8 +361,13 @@ fn plugins_line(config: &Config) -> String {
             config
                 .plugins
                 .verifiers
-                .keys()
-                .cloned()
+                .iter()
+                .map(|(alg, v)| match v {
+                    edge_runner::config::VerifierSetting::Backend(name) => format!("{alg}={name}"),
+                    edge_runner::config::VerifierSetting::File(f) => {
+                        format!("{alg}={}", f.path.display())
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         },

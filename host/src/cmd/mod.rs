@@ -9,6 +9,7 @@ mod demo;
 mod events;
 mod keys;
 mod manifest;
+mod plugin;
 mod plugins;
 mod run;
 mod sandbox;
@@ -91,6 +92,7 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     Events(events::EventsArgs),
     Plugins(plugins::PluginsArgs),
+    Plugin(plugin::PluginArgs),
     Keys(keys::KeysArgs),
     Manifest(manifest::ManifestArgs),
     Sandbox(sandbox::SandboxArgs),
@@ -213,6 +215,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Verify(args) => verify::run(&cli.global, args),
         Command::Events(args) => events::run(&cli.global, args),
         Command::Plugins(args) => plugins::run(&cli.global, args),
+        Command::Plugin(args) => plugin::run(&cli.global, args),
         Command::Keys(args) => keys::run(args),
         Command::Manifest(args) => manifest::run(&cli.global, args),
         Command::Armory(args) => armory::run(&cli.global, args),

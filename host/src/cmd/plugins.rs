@@ -1,13 +1,18 @@
-//! `edge-runner plugins`: list the loaded plugins, their algorithms, origin and digest.
+//! `edge-runner plugins`: list every verifier backend per algorithm (embedded or a pinned
+//! file), which one is active, its origin and digest; and the event mapper.
 
 use super::{CmdResult, Exit, Failure, Global};
 use clap::Args;
 use std::io::Write as _;
 
-/// List the plugins this configuration loads: the verifiers and the event mapper.
+/// List the plugins: every verifier backend per algorithm, and the event mapper.
 ///
-/// Shows, per algorithm, the plugin that verifies it, and the event mapper, with where
-/// each came from (builtin or a pinned file) and its sha256.
+/// Shows, per algorithm, every backend that can verify it (embedded in the binary, or the
+/// pinned file the configuration names), which one is active (`*`), which one is the
+/// default, where each came from (builtin or a pinned file) and its sha256. Select another
+/// embedded backend with one configuration line, for example:
+///   [plugins.verifiers]
+///   ES256 = "es256-libcrux"
 ///
 /// Example: edge-runner plugins --json
 #[derive(Debug, Args)]
@@ -25,22 +30,30 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
         .host()
         .load_mapper(pinned.as_ref())
         .map_err(|e| Failure::Usage(e.into()))?;
+    let catalogue = verifiers.catalogue();
     let mut rows = Vec::new();
-    for (alg, p) in verifiers.iter() {
+    for row in &catalogue {
+        let imports = verifiers
+            .get(&row.algorithm)
+            .filter(|_| row.active)
+            .map(|p| p.imports.clone());
         rows.push(serde_json::json!({
             "kind": "verifier",
-            "algorithm": alg,
-            "plugin": p.name,
-            "version": p.version,
-            "origin": p.origin.to_string(),
-            "sha256": p.sha256,
-            "imports": p.imports,
+            "algorithm": row.algorithm,
+            "backend": row.backend,
+            "active": row.active,
+            "default": row.default,
+            "version": row.version,
+            "origin": row.origin,
+            "sha256": row.sha256,
+            "imports": imports,
         }));
     }
     rows.push(serde_json::json!({
         "kind": "mapper",
         "event_types": mapper.event_types,
-        "plugin": mapper.name,
+        "backend": mapper.name,
+        "active": true,
         "version": mapper.version,
         "origin": mapper.origin.to_string(),
         "sha256": mapper.sha256,
@@ -51,36 +64,50 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        let mut r = writeln!(
-            out,
-            "{:<10} {:<9} {:<20} {:<10} SHA256",
-            "KIND", "ALG", "PLUGIN", "ORIGIN"
+        let line = |out: &mut std::io::StdoutLock<'_>, cols: [&str; 7]| {
+            writeln!(
+                out,
+                "{:<9} {:<8} {:<20} {:<6} {:<7} {:<10} {}",
+                cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6]
+            )
+        };
+        let mut r = line(
+            &mut out,
+            [
+                "KIND", "ALG", "BACKEND", "ACTIVE", "DEFAULT", "ORIGIN", "SHA256",
+            ],
         );
-        for (alg, p) in verifiers.iter() {
+        for row in &catalogue {
             r = r.and_then(|()| {
-                writeln!(
-                    out,
-                    "{:<10} {:<9} {:<20} {:<10} {}",
-                    "verifier",
-                    alg,
-                    p.name,
-                    p.origin.to_string(),
-                    p.sha256
+                line(
+                    &mut out,
+                    [
+                        "verifier",
+                        &row.algorithm,
+                        &row.backend,
+                        if row.active { "*" } else { "" },
+                        if row.default { "yes" } else { "" },
+                        &row.origin,
+                        &row.sha256,
+                    ],
                 )
             });
         }
-        r = r.and_then(|()| {
-            writeln!(
-                out,
-                "{:<10} {:<9} {:<20} {:<10} {}",
-                "mapper",
-                "-",
-                mapper.name,
-                mapper.origin.to_string(),
-                mapper.sha256
+        let origin = mapper.origin.to_string();
+        r.and_then(|()| {
+            line(
+                &mut out,
+                [
+                    "mapper",
+                    "-",
+                    &mapper.name,
+                    "*",
+                    "",
+                    &origin,
+                    &mapper.sha256,
+                ],
             )
-        });
-        r
+        })
     };
     written
         .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write the list")))?;

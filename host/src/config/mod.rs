@@ -10,7 +10,7 @@ pub use armory::{ArmoryConfig, AuthorizationMode, PullConfig};
 pub use fleet::{FleetConfig, is_subject_token};
 
 use crate::manifest::{ClaimsConfig, EnvConfig, LimitsConfig};
-use crate::plugins::{PinnedFile, PluginLimits};
+use crate::plugins::{PinnedFile, PluginLimits, VerifierChoice};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -186,9 +186,11 @@ pub struct PluginsConfig {
     /// Keep compiled plugins under `<state_dir>/plugin-cache`.
     #[serde(default = "yes")]
     pub cache: bool,
-    /// `[plugins.verifiers.<ALG>]`: a plugin file replacing the default for `ALG`.
+    /// `[plugins.verifiers]`: per algorithm, an embedded backend by name
+    /// (`ES256 = "es256-libcrux"`) or a pinned plugin file (`[plugins.verifiers.ES256]`
+    /// with `path` and `sha256`) replacing the default.
     #[serde(default)]
-    pub verifiers: BTreeMap<String, PluginFileConfig>,
+    pub verifiers: BTreeMap<String, VerifierSetting>,
     /// `[plugins.mapper]`: an event-mapper plugin file replacing the embedded default.
     #[serde(default)]
     pub mapper: Option<PluginFileConfig>,
@@ -215,11 +217,54 @@ impl PluginsConfig {
         }
     }
 
-    pub fn verifier_overrides(&self) -> BTreeMap<String, PinnedFile> {
+    pub fn verifier_overrides(&self) -> BTreeMap<String, VerifierChoice> {
         self.verifiers
             .iter()
-            .map(|(alg, f)| (alg.clone(), f.pinned()))
+            .map(|(alg, v)| {
+                let choice = match v {
+                    VerifierSetting::Backend(name) => VerifierChoice::Builtin(name.clone()),
+                    VerifierSetting::File(f) => VerifierChoice::File(f.pinned()),
+                };
+                (alg.clone(), choice)
+            })
             .collect()
+    }
+}
+
+/// One `[plugins.verifiers]` entry: a backend name (a string) or a pinned file (a table).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum VerifierSetting {
+    /// An embedded backend, by the name `edge-runner plugins` lists.
+    Backend(String),
+    File(PluginFileConfig),
+}
+
+impl<'de> Deserialize<'de> for VerifierSetting {
+    // By hand rather than `untagged`, so that a mistyped table member is reported by
+    // name (`deny_unknown_fields`) instead of "did not match any variant".
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = VerifierSetting;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "an embedded backend name (ES256 = \"es256-libcrux\") or a table with \
+                     path and sha256",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(VerifierSetting::Backend(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                PluginFileConfig::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(VerifierSetting::File)
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -374,8 +419,10 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        for (alg, f) in &self.plugins.verifiers {
-            if !crate::digest::is_sha256_id(&f.sha256) {
+        for (alg, v) in &self.plugins.verifiers {
+            if let VerifierSetting::File(f) = v
+                && !crate::digest::is_sha256_id(&f.sha256)
+            {
                 return Err(invalid(format!(
                     "plugins.verifiers.{alg}.sha256 must be \"sha256:\" followed by 64 \
                      lowercase hex digits (compute it with: sha256sum {})",
@@ -497,6 +544,36 @@ mod tests {
         assert!(Config::parse(&ok, Path::new("c.toml")).is_ok());
         let missing = "[plugins.verifiers.ES256]\npath = \"/p.wasm\"\n";
         assert!(Config::parse(missing, Path::new("c.toml")).is_err());
+    }
+
+    #[test]
+    fn a_backend_is_selected_by_name_in_one_line() {
+        let c = Config::parse(
+            "[plugins.verifiers]\nES256 = \"es256-libcrux\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.plugins.verifier_overrides().get("ES256"),
+            Some(&VerifierChoice::Builtin("es256-libcrux".into()))
+        );
+        // A mistyped member of the file form is named.
+        let e = Config::parse(
+            "[plugins.verifiers.ES256]\npath = \"/p.wasm\"\nsha = \"x\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("sha"), "{e}");
+        // Two settings for one algorithm: the file is refused, naming the algorithm.
+        let e = Config::parse(
+            "[plugins.verifiers]\nES256 = \"es256-libcrux\"\n[plugins.verifiers.ES256]\n\
+             path = \"/p.wasm\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("ES256"), "{e}");
     }
 
     #[test]

@@ -20,7 +20,8 @@ const WORLD: &str = "event-mapper-plugin";
 const MAX_NAME_LEN: usize = 64;
 const MAX_EVENT_TYPES: usize = 32;
 
-/// One loaded mapper component, ready to instantiate.
+/// One loaded mapper component, ready to instantiate. A clone shares the compiled code.
+#[derive(Clone)]
 pub struct MapperPlugin {
     pub name: String,
     pub version: String,
@@ -50,6 +51,14 @@ impl PluginHost {
             Some(f) => self.pinned_bytes(f)?,
             None => PluginHost::builtin_bytes(&embedded::MAPPER),
         };
+        self.load_mapper_bytes(loaded)
+    }
+
+    /// Loads a mapper from its bytes: compile, link, check the world, ask `info`.
+    pub(super) fn load_mapper_bytes(
+        &self,
+        loaded: LoadedBytes<'_>,
+    ) -> Result<MapperPlugin, PluginError> {
         let component = self.component(&loaded)?;
         let instance_pre =
             self.linker

@@ -19,7 +19,9 @@ pub mod verifier;
 pub use cache::CompileCache;
 pub use engine::{PluginLimits, Residency};
 pub use mapper::MapperPlugin;
-pub use verifier::{VerifierPlugin, Verifiers, VerifyFailure};
+pub use verifier::{
+    AlgorithmInfo, CatalogueRow, VerifierChoice, VerifierPlugin, Verifiers, VerifyFailure,
+};
 
 use std::fmt;
 use std::io::Read as _;
@@ -108,10 +110,21 @@ pub enum PluginError {
         #[source]
         source: wasmtime::Error,
     },
+    #[error(
+        "plugin {label} implements neither world `verifier-plugin` nor \
+         `event-mapper-plugin` of {WIT_PACKAGE}; rebuild it against this version of wit/"
+    )]
+    NoWorld {
+        label: String,
+        #[source]
+        source: wasmtime::Error,
+    },
     #[error("plugin {label} failed while describing itself: {fault}")]
     Info { label: String, fault: PluginFault },
     #[error("plugin {label} describes itself incorrectly: {problem}")]
     BadInfo { label: String, problem: String },
+    #[error(transparent)]
+    Selection(#[from] verifier::SelectError),
     #[error("plugin {path} is configured for {alg} but implements only: {implemented}")]
     AlgorithmNotImplemented {
         path: PathBuf,
@@ -310,6 +323,55 @@ impl PluginHost {
         PluginFault {
             plugin: plugin.to_owned(),
             kind,
+        }
+    }
+}
+
+/// A plugin file examined before it is pinned (`edge-runner plugin check`): the world it
+/// implements decides the kind.
+#[derive(Debug)]
+pub enum Inspected {
+    Verifier(VerifierPlugin),
+    Mapper(MapperPlugin),
+}
+
+impl PluginHost {
+    /// Loads a plugin file that has no pin yet, as a verifier or else as a mapper. The
+    /// file is read bounded; its digest is computed here (to be pinned once it passes).
+    pub fn inspect(&self, path: &Path) -> Result<Inspected, PluginError> {
+        let read = |source| PluginError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let limit = self.limits.max_component_bytes;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .map_err(read)?
+            .take(limit as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read)?;
+        if bytes.len() > limit {
+            return Err(PluginError::TooLarge {
+                path: path.to_owned(),
+                limit,
+            });
+        }
+        let sha256 = crate::digest::sha256_id(&bytes);
+        let loaded = |bytes: &[u8]| LoadedBytes {
+            bytes: std::borrow::Cow::Owned(bytes.to_vec()),
+            sha256: sha256.clone(),
+            origin: Origin::File(path.to_owned()),
+            label: path.display().to_string(),
+        };
+        match self.load_verifier_bytes(loaded(&bytes)) {
+            Err(PluginError::WrongWorld { .. }) => {}
+            other => return other.map(Inspected::Verifier),
+        }
+        match self.load_mapper_bytes(loaded(&bytes)) {
+            Err(PluginError::WrongWorld { label, source, .. }) => {
+                Err(PluginError::NoWorld { label, source })
+            }
+            other => other.map(Inspected::Mapper),
         }
     }
 }

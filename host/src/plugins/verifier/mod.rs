@@ -1,6 +1,7 @@
 //! Verifier plugins: loading one, calling `validate-key` and `verify` in a fresh
-//! instance each time, and the per-algorithm registry built from the embedded defaults
-//! and the configured, digest-pinned overrides.
+//! instance each time. The per-algorithm registry (embedded backends, the configured
+//! selection, pinned files) is `registry`; which backend serves which algorithm is
+//! decided by `select`.
 //!
 //! This module reports what a plugin answered; it does not pick keys or decide whether a
 //! task is accepted (that is `verify`).
@@ -8,12 +9,15 @@
 use super::bindings::verifier::exports::edge_runner::plugin::verifier as wit;
 use super::bindings::verifier::{VerifierPlugin as Bindings, VerifierPluginPre};
 use super::{
-    FaultKind, LoadedBytes, Origin, PinnedFile, PluginError, PluginFault, PluginHost, embedded,
-    plugin_text, store,
+    FaultKind, LoadedBytes, Origin, PluginError, PluginFault, PluginHost, plugin_text, store,
 };
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::sync::Arc;
+
+mod registry;
+mod select;
+
+pub use registry::{CatalogueRow, Verifiers};
+pub use select::{SelectError, VerifierChoice};
 
 /// The WIT world a verifier implements.
 const WORLD: &str = "verifier-plugin";
@@ -96,7 +100,10 @@ fn to_jwk(members: &[(String, String)]) -> wit::Jwk {
 impl PluginHost {
     /// Loads a verifier from its bytes: compile (or cached), link against the deny-all
     /// surface, check the world, and ask it what it implements.
-    fn load_verifier_bytes(&self, loaded: LoadedBytes<'_>) -> Result<VerifierPlugin, PluginError> {
+    pub(super) fn load_verifier_bytes(
+        &self,
+        loaded: LoadedBytes<'_>,
+    ) -> Result<VerifierPlugin, PluginError> {
         let component = self.component(&loaded)?;
         let imports = component
             .component_type()
@@ -138,13 +145,26 @@ impl PluginHost {
         if info.name.is_empty() || info.name.len() > MAX_NAME_LEN {
             return Err(bad(format!("name must be 1 to {MAX_NAME_LEN} bytes")));
         }
-        if info.algorithms.is_empty() || info.algorithms.len() > MAX_ALGORITHMS {
+        if info.algorithms.is_empty() {
+            return Err(bad(
+                "it declares no algorithm; a verifier must list at least one in `info`".into(),
+            ));
+        }
+        if info.algorithms.len() > MAX_ALGORITHMS {
             return Err(bad(format!(
                 "must list 1 to {MAX_ALGORITHMS} algorithms, lists {}",
                 info.algorithms.len()
             )));
         }
-        for a in &info.algorithms {
+        for (i, a) in info.algorithms.iter().enumerate() {
+            // The host maps each algorithm to one plugin; a plugin that lists one twice
+            // (perhaps with two key types) is ambiguous about which it means.
+            if info.algorithms[..i].iter().any(|b| b.name == a.name) {
+                return Err(bad(format!(
+                    "it declares the algorithm \"{}\" twice; list each algorithm once",
+                    plugin_text(&a.name)
+                )));
+            }
             if a.name.is_empty()
                 || a.name.len() > MAX_NAME_LEN
                 || !a.name.bytes().all(|b| b.is_ascii_graphic())
@@ -232,145 +252,5 @@ impl PluginHost {
             }
             Err(fault) => Err(VerifyFailure::Fault(fault)),
         }
-    }
-}
-
-/// The verifier for each algorithm: embedded defaults, replaced per algorithm by pinned
-/// plugin files from the configuration. An algorithm with no entry is not accepted.
-pub struct Verifiers {
-    host: PluginHost,
-    by_alg: BTreeMap<String, Arc<VerifierPlugin>>,
-    /// Algorithms of embedded verifiers that [`Verifiers::load_for`] skipped.
-    not_loaded: BTreeSet<&'static str>,
-}
-
-impl fmt::Debug for Verifiers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.by_alg.iter().map(|(k, v)| (k, &v.name)))
-            .finish()
-    }
-}
-
-impl Verifiers {
-    /// Loads the embedded defaults and the configured overrides (`alg` -> pinned file).
-    /// An override's plugin must list the algorithm it is configured for.
-    pub fn load(
-        host: PluginHost,
-        overrides: &BTreeMap<String, PinnedFile>,
-    ) -> Result<Self, PluginError> {
-        Self::load_filtered(host, overrides, |_| true)
-    }
-
-    /// Like [`Verifiers::load`], but of the embedded defaults only those implementing one
-    /// of `algorithms` (the key set's): each one skipped saves a process its loading.
-    /// Configured overrides are always loaded, so a broken pin fails every command.
-    pub fn load_for(
-        host: PluginHost,
-        overrides: &BTreeMap<String, PinnedFile>,
-        algorithms: &BTreeSet<&str>,
-    ) -> Result<Self, PluginError> {
-        Self::load_filtered(host, overrides, |b| {
-            b.algorithms.iter().any(|a| algorithms.contains(a))
-        })
-    }
-
-    fn load_filtered(
-        host: PluginHost,
-        overrides: &BTreeMap<String, PinnedFile>,
-        wanted: impl Fn(&embedded::Builtin) -> bool,
-    ) -> Result<Self, PluginError> {
-        let mut by_alg = BTreeMap::new();
-        let mut not_loaded = BTreeSet::new();
-        for builtin in embedded::VERIFIERS {
-            if !wanted(builtin) {
-                not_loaded.extend(builtin.algorithms.iter().copied());
-                continue;
-            }
-            let plugin = host.load_verifier_bytes(PluginHost::builtin_bytes(builtin))?;
-            let declared: BTreeSet<&str> =
-                plugin.algorithms.iter().map(|a| a.name.as_str()).collect();
-            if declared != builtin.algorithms.iter().copied().collect() {
-                return Err(PluginError::BadInfo {
-                    label: plugin.name.clone(),
-                    problem: format!(
-                        "it declares {declared:?}, but the binary lists {:?} for it",
-                        builtin.algorithms
-                    ),
-                });
-            }
-            let plugin = Arc::new(plugin);
-            for a in &plugin.algorithms {
-                if !overrides.contains_key(&a.name) {
-                    by_alg.insert(a.name.clone(), Arc::clone(&plugin));
-                }
-            }
-        }
-        for (alg, file) in overrides {
-            let plugin = host.load_verifier_bytes(host.pinned_bytes(file)?)?;
-            if !plugin.algorithms.iter().any(|a| &a.name == alg) {
-                return Err(PluginError::AlgorithmNotImplemented {
-                    path: file.path.clone(),
-                    alg: alg.clone(),
-                    implemented: plugin
-                        .algorithms
-                        .iter()
-                        .map(|a| a.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                });
-            }
-            by_alg.insert(alg.clone(), Arc::new(plugin));
-        }
-        not_loaded.retain(|a| !overrides.contains_key(*a));
-        Ok(Self {
-            host,
-            by_alg,
-            not_loaded,
-        })
-    }
-
-    /// Every algorithm this runner can verify: loaded, or embedded and not needed yet.
-    pub fn available(&self) -> Vec<&str> {
-        let mut all: BTreeSet<&str> = self.by_alg.keys().map(String::as_str).collect();
-        all.extend(self.not_loaded.iter().copied());
-        all.into_iter().collect()
-    }
-
-    /// The plugin that verifies `alg`, if any.
-    pub fn get(&self, alg: &str) -> Option<&VerifierPlugin> {
-        self.by_alg.get(alg).map(|p| p.as_ref())
-    }
-
-    /// Every (algorithm, plugin) pair, sorted by algorithm.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &VerifierPlugin)> {
-        self.by_alg.iter().map(|(a, p)| (a.as_str(), p.as_ref()))
-    }
-
-    pub fn host(&self) -> &PluginHost {
-        &self.host
-    }
-
-    /// See [`PluginHost::validate_key`].
-    pub fn validate_key(
-        &self,
-        plugin: &VerifierPlugin,
-        alg: &str,
-        members: &[(String, String)],
-    ) -> Result<(), VerifyFailure> {
-        self.host.validate_key(plugin, alg, members)
-    }
-
-    /// See [`PluginHost::verify`].
-    pub fn verify(
-        &self,
-        plugin: &VerifierPlugin,
-        alg: &str,
-        members: &[(String, String)],
-        signing_input: &[u8],
-        signature: &[u8],
-    ) -> Result<(), VerifyFailure> {
-        self.host
-            .verify(plugin, alg, members, signing_input, signature)
     }
 }
