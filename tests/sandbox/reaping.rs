@@ -1,7 +1,6 @@
-//! Issue 12 item 6: nothing a run starts outlives it, not even as a zombie. The runner is
-//! a child subreaper while a tool runs, so a helper that loses its parent (runsc's, or a
-//! tool's double-forked daemon) comes back to the runner and is reaped before the run
-//! returns, instead of waiting on the host's init.
+//! Issue 12 item 6: nothing a run starts outlives it, alive or as a zombie in the run's
+//! cgroup (a tool's double-forked daemon, runsc's helpers, also on the kill path). The
+//! runner is not (yet) a child subreaper: see `host/src/sandbox/reaper.rs`.
 
 use super::*;
 
@@ -67,36 +66,4 @@ fn double_forked_sleepers_and_runsc_helpers_are_reaped_before_the_run_returns() 
             "{backend:?}: left behind after a kill: {left:?}"
         );
     }
-}
-
-#[test]
-fn the_runner_is_a_child_subreaper_while_a_tool_runs() {
-    require_root();
-    let world = World::new();
-    let done = std::sync::atomic::AtomicBool::new(false);
-    let seen = std::thread::scope(|s| {
-        let watcher = s.spawn(|| {
-            let mut seen = false;
-            while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                seen |= nix::sys::prctl::get_child_subreaper().unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            seen
-        });
-        for backend in BACKENDS {
-            let o = world.run(
-                backend,
-                &["spin"],
-                RunLimits {
-                    timeout_ms: 800,
-                    kill_grace_ms: 100,
-                    ..RunLimits::default()
-                },
-            );
-            assert!(o.timed_out, "{backend:?}");
-        }
-        done.store(true, std::sync::atomic::Ordering::Relaxed);
-        watcher.join().unwrap()
-    });
-    assert!(seen, "PR_SET_CHILD_SUBREAPER was never set during the runs");
 }

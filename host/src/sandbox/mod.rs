@@ -171,14 +171,10 @@ impl Prepared<'_> {
             cgroups: host.cgroups.as_ref().filter(|_| plan.cgroups),
             state_dir: &state_dir,
         };
-        // Helpers that outlive their parent come back to the runner, which reaps them
-        // (the run cgroup's removal) before returning.
-        let subreaper = reaper::Subreaper::begin();
         let result = match &plan.backend {
             plan::Backend::Native => native::run(&ctx, launch, &mut clock),
             plan::Backend::Runsc { binary } => runsc::run(&ctx, binary, launch, &mut clock),
         };
-        drop(subreaper);
         clock.lap("backend");
         if let Err(e) = run.finish() {
             tracing::warn!(error = %e, "failed to remove a finished run's directory");

@@ -1,46 +1,16 @@
-//! The runner as a child subreaper while runs are in flight (`PR_SET_CHILD_SUBREAPER`), so
-//! a sandbox's helper processes that outlive their parent (runsc's sandbox and gofer, a
-//! tool's double-forked daemon) are reparented to the runner, not to the host's init, and
-//! are reaped here before the run returns. Only processes of the run are reaped: a zombie
-//! child whose cgroup is the run's own (a zombie keeps its cgroup until reaped). Other
-//! children of a multi-threaded runner (another run's runsc, a sink's helper) are never
-//! waited for here, so their owners' waits still work.
+//! Reaping a run's zombie children before its cgroup is removed: only a zombie child whose
+//! cgroup is the run's own (a zombie keeps its cgroup until reaped) is waited for, so the
+//! other children of a multi-threaded runner (another run's runsc, a sink's helper) keep
+//! working for their owners.
+//!
+//! The runner is NOT a child subreaper (issue 12 item 6 is open): with
+//! `PR_SET_CHILD_SUBREAPER` set during runs, runsc's helpers were reparented to the runner
+//! and some became zombies outside this scan's reach; runsc then waited on them (their
+//! /proc entries stay until reaped) and a loaded test run hung. Until that is understood
+//! the helpers go to the host's init, as before.
 
 use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::Pid;
-use std::sync::Mutex;
-
-static ACTIVE: Mutex<usize> = Mutex::new(0);
-
-/// Holds the subreaper attribute while at least one run is in flight.
-#[derive(Debug)]
-pub(crate) struct Subreaper(());
-
-impl Subreaper {
-    /// Marks the runner a subreaper (the first concurrent run sets it).
-    pub fn begin() -> Subreaper {
-        if let Ok(mut n) = ACTIVE.lock() {
-            if *n == 0
-                && let Err(e) = super::sys::set_child_subreaper(true)
-            {
-                tracing::warn!(error = %e, "failed to become a child subreaper");
-            }
-            *n += 1;
-        }
-        Subreaper(())
-    }
-}
-
-impl Drop for Subreaper {
-    fn drop(&mut self) {
-        if let Ok(mut n) = ACTIVE.lock() {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                let _ = super::sys::set_child_subreaper(false);
-            }
-        }
-    }
-}
 
 /// State and parent pid from `/proc/<pid>/stat` (the command name may hold spaces and
 /// parentheses: the fields start after the last `)`).

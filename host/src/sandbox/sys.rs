@@ -488,8 +488,3 @@ pub(crate) fn xattr_is(path: &std::path::Path, name: &str, want: &[u8]) -> bool 
     let n = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
     usize::try_from(n).is_ok_and(|n| buf.get(..n) == Some(want))
 }
-
-/// Sets or clears this process's child-subreaper attribute (`PR_SET_CHILD_SUBREAPER`).
-pub(crate) fn set_child_subreaper(on: bool) -> SysResult<()> {
-    prctl(libc::PR_SET_CHILD_SUBREAPER, on as libc::c_ulong, 0).map(drop)
-}

@@ -398,9 +398,8 @@ impl RunCgroup {
         }
     }
 
-    /// Kills what is left and removes the run's directories.
-    /// Kills what is left, reaps the run's processes that were reparented to the runner
-    /// (it is a child subreaper during runs: see `reaper`) and removes the directories.
+    /// Kills what is left, reaps the runner's zombie children that belonged to the run
+    /// (see `reaper`) and removes the directories.
     pub fn remove(mut self) -> io::Result<()> {
         self.kill_all();
         if let Some(suffix) = self.suffix() {
