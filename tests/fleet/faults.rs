@@ -1,7 +1,7 @@
 //! The fleet under stress and attack: many runners, a server restart, a runner killed
 //! mid-task, hostile messages, and a drain on SIGTERM.
 
-use super::{Fleet, Nats, by_task, client, collect, publish, rt};
+use super::{Fleet, Nats, by_task, client, collect, publish, rt, task_data};
 use nix::sys::signal::Signal;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -38,7 +38,8 @@ fn three_runners_run_two_hundred_tasks_exactly_once() {
         assert_eq!(
             (completed, denials.len()),
             (1, 0),
-            "{id}: {completed} completed, {denials:?}"
+            "{id}: {completed} completed, {denials:?}; its events: {:#?}",
+            task_data(&events, id)
         );
     }
     // Every event id is unique (no duplicate deliveries in the stream).
@@ -80,7 +81,12 @@ fn a_server_restart_mid_run_loses_nothing_and_runs_nothing_twice() {
     for i in 0..60 {
         let id = format!("t-{i}");
         let (completed, denials) = tasks.get(&id).cloned().unwrap_or_default();
-        assert_eq!(completed, 1, "{id}: ran {completed} times ({denials:?})");
+        assert_eq!(
+            completed,
+            1,
+            "{id}: ran {completed} times ({denials:?}); its events: {:#?}",
+            task_data(&events, &id)
+        );
         // A redelivery of a task that already ran is refused as a replay, never run.
         assert!(
             denials.iter().all(|r| r == "replayed_nonce"),

@@ -385,6 +385,16 @@ pub fn by_task(events: &[Value]) -> BTreeMap<String, (usize, Vec<String>)> {
     out
 }
 
+/// The `data` of every event about task `id`, for failure messages (a denial's message
+/// says why, where its reason code alone does not).
+pub fn task_data<'a>(events: &'a [Value], id: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["data"]["task_id"].as_str() == Some(id))
+        .map(|e| &e["data"])
+        .collect()
+}
+
 /// The JSON log lines of a runner.
 pub fn log_lines(s: &Serve) -> Vec<Value> {
     BufReader::new(std::fs::File::open(&s.log).unwrap())

@@ -201,6 +201,51 @@ pub(crate) fn set_no_new_privs() -> SysResult<()> {
     prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0).map(drop)
 }
 
+// The identity changes of the native sandbox's init run in a copy of a multi-threaded
+// runner (`serve` runs tasks on a thread pool). glibc's `setgroups`, `setresgid` and
+// `setresuid` go through `__nptl_setxid`, which applies the change to every thread in
+// glibc's thread list: in the copy that list still names the runner's other threads, and
+// when one of them was being created or was exiting at the moment of `clone3`, the copy
+// waits on a futex for a thread that does not exist, for ever (seen under load: a `serve`
+// task refused "no answer from the sandbox within 30 s", init parked in
+// `setxid_mark_thread`). The kernel's calls change only the calling thread, which in the
+// copy is the only one, so the raw system calls below are both correct and safe.
+
+/// `setgroups(0, NULL)` as the raw system call: empties the supplementary groups.
+pub(crate) fn clear_groups() -> SysResult<()> {
+    // SAFETY: a zero-length list with a null pointer is a valid `setgroups` argument.
+    check(unsafe { libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) })
+        .map(drop)
+}
+
+/// `setresgid(gid, gid, gid)` as the raw system call (this thread only; see above).
+pub(crate) fn set_all_gids(gid: u32) -> SysResult<()> {
+    // SAFETY: three integer arguments, no memory is passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_setresgid,
+            gid as libc::c_ulong,
+            gid as libc::c_ulong,
+            gid as libc::c_ulong,
+        )
+    })
+    .map(drop)
+}
+
+/// `setresuid(uid, uid, uid)` as the raw system call (this thread only; see above).
+pub(crate) fn set_all_uids(uid: u32) -> SysResult<()> {
+    // SAFETY: three integer arguments, no memory is passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_setresuid,
+            uid as libc::c_ulong,
+            uid as libc::c_ulong,
+            uid as libc::c_ulong,
+        )
+    })
+    .map(drop)
+}
+
 /// Asks for `signal` when the parent thread exits.
 pub(crate) fn set_parent_death_signal(signal: libc::c_int) -> SysResult<()> {
     prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0).map(drop)

@@ -47,7 +47,6 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 use nix::sys::resource::Resource;
 use nix::sys::stat::Mode;
-use nix::unistd::{Gid, Uid};
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd as _, AsRawFd as _, RawFd};
 use std::os::raw::c_char;
@@ -226,12 +225,13 @@ fn setup(plan: &InitPlan, out: &mut RawFd) -> StepResult<()> {
     sys::set_securebits(SECBITS).at(Step::Capabilities)?;
     sys::drop_bounding_set().at(Step::Capabilities)?;
     sys::clear_ambient().at(Step::Capabilities)?;
+    // Raw calls, not glibc's: its id changes wait for the runner's other threads, which
+    // do not exist in this copy (see `sys::clear_groups`).
     if plan.drop_groups {
-        nix::unistd::setgroups(&[]).at(Step::Identity)?;
+        sys::clear_groups().at(Step::Identity)?;
     }
-    let (uid, gid) = (Uid::from_raw(plan.uid), Gid::from_raw(plan.gid));
-    nix::unistd::setresgid(gid, gid, gid).at(Step::Identity)?;
-    nix::unistd::setresuid(uid, uid, uid).at(Step::Identity)?;
+    sys::set_all_gids(plan.gid).at(Step::Identity)?;
+    sys::set_all_uids(plan.uid).at(Step::Identity)?;
     sys::clear_capabilities().at(Step::Identity)?;
     sys::set_parent_death_signal(libc::SIGKILL).at(Step::ParentDeath)?;
     sys::set_no_new_privs().at(Step::NoNewPrivs)?;
