@@ -7,7 +7,7 @@ use crate::events::mapper::{Envelope, Mapped, Mapper};
 use crate::events::record::ExecutionRecord;
 use crate::events::sinks::spool;
 use crate::events::validate::{self, Expect, InvalidEvent};
-use crate::plugins::mapper::{MappedData, MappedEvent, MappedValue};
+use crate::events::mapper::wit::{MappedData, MappedEvent, MappedValue};
 use crate::plugins::{CompileCache, MapperPlugin, PluginError, PluginHost, PluginLimits};
 use std::path::{Path, PathBuf};
 
