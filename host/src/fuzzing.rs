@@ -3,11 +3,11 @@
 //! exactly the code the runner runs. This module must not add checks or logic of its own:
 //! a wrapper that judged anything would let a fuzzer test the wrapper instead.
 
+use crate::events::mapper::wit::{MappedData, MappedEvent, MappedValue};
 use crate::events::mapper::{Envelope, Mapped, Mapper};
 use crate::events::record::ExecutionRecord;
 use crate::events::sinks::spool;
 use crate::events::validate::{self, Expect, InvalidEvent};
-use crate::events::mapper::wit::{MappedData, MappedEvent, MappedValue};
 use crate::plugins::{CompileCache, MapperPlugin, PluginError, PluginHost, PluginLimits};
 use std::path::{Path, PathBuf};
 

@@ -112,6 +112,22 @@ pub(crate) fn execveat_fd(fd: RawFd, argv: &[*const c_char], envp: &[*const c_ch
     Errno::last()
 }
 
+/// Sleeps `millis` milliseconds (raw `nanosleep`; allocation-free, usable after clone).
+pub(crate) fn sleep_ms(millis: u32) {
+    let ts = libc::timespec {
+        tv_sec: (millis / 1000) as libc::time_t,
+        tv_nsec: ((millis % 1000) as libc::c_long) * 1_000_000,
+    };
+    // SAFETY: a valid timespec; the remainder pointer may be null.
+    unsafe {
+        libc::syscall(
+            libc::SYS_nanosleep,
+            &ts as *const libc::timespec,
+            std::ptr::null_mut::<libc::timespec>(),
+        );
+    }
+}
+
 /// Closes every descriptor from `first` up.
 pub(crate) fn close_from(first: u32) -> SysResult<()> {
     // SAFETY: close_range only closes descriptors; callers own none above `first` that they

@@ -414,7 +414,19 @@ fn supervise(plan: &InitPlan) -> i32 {
         }
         Ok(None) => {
             drop(status_r);
-            let e = sys::execveat_fd(TOOL_FD, &plan.argv, &plan.envp);
+            let mut e = sys::execveat_fd(TOOL_FD, &plan.argv, &plan.envp);
+            // ETXTBSY: in a multi-threaded runner (`serve`), a sandbox being cloned for
+            // another task at the moment this task's private copy was still open for
+            // writing holds a copy of that descriptor until its own setup closes it (a
+            // few milliseconds), and the kernel refuses to execute a file open for
+            // writing. The bytes are sealed and verified; only the stray descriptor has
+            // to go away. Bounded: 100 tries, 5 ms apart.
+            let mut tries = 0;
+            while e == Errno::ETXTBSY && tries < 100 {
+                sys::sleep_ms(5);
+                e = sys::execveat_fd(TOOL_FD, &plan.argv, &plan.envp);
+                tries += 1;
+            }
             let _ = sys::write_all(status_w.as_raw_fd(), &(e as i32).to_le_bytes());
             return 127;
         }
