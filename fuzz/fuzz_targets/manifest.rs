@@ -5,8 +5,9 @@
 #![no_main]
 
 use chrono::{DateTime, TimeDelta, Utc};
-use edge_runner::config::{ClaimsConfig, LimitsConfig};
-use edge_runner::manifest::{ClaimPolicy, validate_unsigned};
+use edge_runner::manifest::{
+    ClaimPolicy, ClaimsConfig, EnvConfig, LimitsConfig, validate_unsigned,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
@@ -17,6 +18,9 @@ fuzz_target!(|data: &[u8]| {
     let policy = ClaimPolicy {
         claims: ClaimsConfig::default(),
         limits: LimitsConfig::default(),
+        env: EnvConfig::default(),
+        // Checked as a signer checks an unsigned manifest: for no particular runner.
+        audience: Vec::new(),
     };
     let now: DateTime<Utc> = match NOW.parse() {
         Ok(t) => t,

@@ -7,11 +7,12 @@
 //! key it refused.
 #![no_main]
 
+use edge_runner::digest::sha256_id;
 use edge_runner::events::Mapping;
 use edge_runner::events::record::{Denial, Disposition, ExecutionRecord, TaskContext};
 use edge_runner::fuzzing::EventMapper;
 use edge_runner::plugins::{
-    CompileCache, PinnedFile, PluginHost, PluginLimits, Verifiers, VerifyFailure, sha256_id,
+    CompileCache, PinnedFile, PluginHost, PluginLimits, Verifiers, VerifyFailure,
 };
 use edge_runner::reason::{Reason, Refusal};
 use libfuzzer_sys::fuzz_target;

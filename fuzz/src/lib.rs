@@ -4,11 +4,11 @@
 //! Nothing here may call the code under test to decide what is valid.
 
 use arbitrary::Unstructured;
-use edge_runner::events::record::{
-    CapturedOutput, Denial, Disposition, ExecutionRecord, Outcome, SandboxPosture, TaskContext,
-    Termination,
-};
+use edge_runner::events::record::{Denial, Disposition, ExecutionRecord, TaskContext};
 use edge_runner::reason::Reason;
+use edge_runner::sandbox::{
+    Captured as CapturedOutput, Outcome, Posture as SandboxPosture, Termination,
+};
 use serde_json::Value;
 use std::sync::OnceLock;
 
@@ -111,7 +111,7 @@ pub fn assert_manifest_schema(manifest: &Value) {
     static V: OnceLock<jsonschema::Validator> = OnceLock::new();
     let v = V.get_or_init(|| {
         compile(&edge_runner::manifest::schema(
-            &edge_runner::config::LimitsConfig::default(),
+            &edge_runner::manifest::LimitsConfig::default(),
         ))
     });
     if let Err(e) = v.validate(manifest) {
@@ -236,7 +236,8 @@ impl ArbitraryShape for SandboxPosture {
         }
         p.seccomp = (*u.choose(&["filter", "off", "gvisor"])?).to_owned();
         p.landlock = (*u.choose(&["abi:7", "unavailable", "off"])?).to_owned();
-        p.cgroup = (*u.choose(&["v1:pids,memory", "v2:pids,memory", "unavailable", "off"])?).to_owned();
+        p.cgroup =
+            (*u.choose(&["v1:pids,memory", "v2:pids,memory", "unavailable", "off"])?).to_owned();
         if u.arbitrary()? {
             p.seccomp_extra.push("io_uring_setup".to_owned());
         }
