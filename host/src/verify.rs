@@ -93,10 +93,6 @@ impl SignatureVerifier {
         &self.keys
     }
 
-    pub fn verifiers(&self) -> &Verifiers {
-        &self.verifiers
-    }
-
     /// Verifies `jws` with the key its `kid` names.
     pub fn verify(&self, jws: ParsedJws) -> Result<VerifiedJws, Refusal> {
         let Some(kid) = jws.header.kid.as_deref() else {

@@ -148,7 +148,7 @@ impl Armory {
         Self::open(root)
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.layout.root
     }
 

@@ -16,7 +16,7 @@ use serde::Serialize;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
     pub digest: Digest,
-    pub size: u64,
+    pub(crate) size: u64,
     /// False when the armory already held this digest (its state is unchanged).
     pub new: bool,
 }

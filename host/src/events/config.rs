@@ -60,7 +60,7 @@ pub struct EventsConfig {
     #[serde(default)]
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
-    pub spool: SpoolConfig,
+    pub(crate) spool: SpoolConfig,
     /// Sign every event with the runner's own key (`events::signing`).
     #[serde(default)]
     pub signing: Option<SigningConfig>,
@@ -138,15 +138,15 @@ pub enum SinkConfig {
 /// `[events.spool]`: bounds of each HTTP sink's durable queue and its retry schedule.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpoolConfig {
+pub(crate) struct SpoolConfig {
     #[serde(default = "default_spool_events")]
-    pub max_events: u64,
+    pub(crate) max_events: u64,
     #[serde(default = "default_spool_bytes")]
-    pub max_bytes: u64,
+    pub(crate) max_bytes: u64,
     #[serde(default = "default_backoff_initial")]
-    pub backoff_initial_ms: u64,
+    pub(crate) backoff_initial_ms: u64,
     #[serde(default = "default_backoff_max")]
-    pub backoff_max_ms: u64,
+    pub(crate) backoff_max_ms: u64,
 }
 
 impl Default for SpoolConfig {

@@ -68,10 +68,10 @@ pub enum EventsError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmitReport {
     pub event_id: String,
-    pub event_type: String,
+    pub(crate) event_type: String,
     /// Serialized size in bytes.
     pub bytes: usize,
-    pub mapping: Mapping,
+    pub(crate) mapping: Mapping,
     /// The event exceeds the size cap because its linkage fields alone do (it was
     /// emitted anyway; see `Mapped::over_cap`).
     pub over_cap: bool,

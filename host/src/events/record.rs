@@ -62,7 +62,7 @@ pub struct Denial {
 }
 
 impl Denial {
-    pub fn stage(&self) -> Stage {
+    pub(crate) fn stage(&self) -> Stage {
         self.reason.stage()
     }
 }

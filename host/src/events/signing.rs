@@ -230,7 +230,7 @@ impl EventCheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedEvent {
     pub id: String,
-    pub source: String,
+    pub(crate) source: String,
     /// The key that signed it.
     pub kid: String,
     /// The manifest digest the signature binds (null for a task received empty).

@@ -32,9 +32,9 @@ pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]{0,127}$";
 pub const MAX_PARAMETERS_BYTES: usize = 64 * 1024;
 /// Nonce length bounds: 22 base64url characters carry 132 bits, 32 hex digits 128.
 pub const MIN_NONCE_LEN: usize = 22;
-pub const MIN_HEX_NONCE_LEN: usize = 32;
-pub const MAX_NONCE_LEN: usize = 128;
-pub const NONCE_PATTERN: &str = "^[A-Za-z0-9_-]{22,128}$";
+pub(crate) const MIN_HEX_NONCE_LEN: usize = 32;
+pub(crate) const MAX_NONCE_LEN: usize = 128;
+pub(crate) const NONCE_PATTERN: &str = "^[A-Za-z0-9_-]{22,128}$";
 /// A random nonce of the minimum length has at least this many distinct characters except
 /// with probability below 2^-32; fewer means a counter or a constant, not randomness.
 pub const MIN_NONCE_DISTINCT: usize = 6;

@@ -60,7 +60,7 @@ pub struct TaskContext {
     pub task_id: String,
     pub tenant_id: String,
     pub operator_id: Option<String>,
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     pub action: Option<String>,
 }
 
@@ -69,8 +69,8 @@ pub struct TaskContext {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub timeout_ms: u64,
-    pub memory_bytes: u64,
-    pub output_bytes: u64,
+    pub(crate) memory_bytes: u64,
+    pub(crate) output_bytes: u64,
 }
 
 /// A manifest whose signature verified and whose fields and claims passed every check at
@@ -106,7 +106,7 @@ impl CheckedManifest {
     pub fn task(&self) -> &TaskContext {
         &self.task
     }
-    pub fn target_urn(&self) -> Option<&str> {
+    pub(crate) fn target_urn(&self) -> Option<&str> {
         self.target_urn.as_deref()
     }
     /// The tool, by digest.

@@ -11,7 +11,7 @@ pub struct Builtin {
     /// The Cargo package it is built from.
     pub package: &'static str,
     pub bytes: &'static [u8],
-    pub sha256: &'static str,
+    pub(crate) sha256: &'static str,
     /// The algorithms a verifier declares (none for a mapper), so that a process can load
     /// only the verifiers its keys need; checked against the plugin's own declaration
     /// whenever it loads.

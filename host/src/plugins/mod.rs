@@ -135,7 +135,7 @@ pub enum PluginError {
 
 /// How a plugin call went wrong (as opposed to the plugin answering "no").
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FaultKind {
+pub(crate) enum FaultKind {
     /// The call used its whole fuel budget (a loop, or far too much work).
     OutOfFuel { budget: u64 },
     /// The plugin tried to grow its memory beyond the cap.
@@ -153,8 +153,8 @@ pub enum FaultKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("plugin {plugin} {kind}")]
 pub struct PluginFault {
-    pub plugin: String,
-    pub kind: FaultKind,
+    pub(crate) plugin: String,
+    pub(crate) kind: FaultKind,
 }
 
 impl fmt::Display for FaultKind {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 /// Names under the state directory.
 pub const STORE_DIR: &str = "replay";
-pub const LOCK_FILE: &str = "replay.lock";
+pub(crate) const LOCK_FILE: &str = "replay.lock";
 /// The store of an earlier development version (a redb database). Its records are not
 /// carried over, so its presence stops the runner instead of silently forgetting them.
 const LEGACY_DB_FILE: &str = "replay.redb";

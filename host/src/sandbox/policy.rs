@@ -196,7 +196,7 @@ pub struct SandboxPolicy {
     pub apparmor_runsc_profile: String,
     /// The tool's uid and gid inside the sandbox. Never 0; no supplementary groups.
     pub uid: u32,
-    pub gid: u32,
+    pub(crate) gid: u32,
     /// The root filesystem the tool sees, read-only. `/` is a read-only view of the host.
     pub rootfs: PathBuf,
     /// Paths hidden inside the sandbox (an empty read-only directory or an empty file

@@ -41,7 +41,7 @@ pub struct AuthorizedTool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
     pub sequence: u64,
-    pub issued_at: DateTime<Utc>,
+    pub(crate) issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// The runners and pools it is for (`aud`).
     pub audience: Vec<String>,

@@ -22,7 +22,7 @@ use std::io::Read as _;
 #[derive(Debug, Clone)]
 pub struct Pulled {
     pub digest: Digest,
-    pub size: u64,
+    pub(crate) size: u64,
     /// The manifest's digest (what its bytes hash to).
     pub manifest: Digest,
     /// False when the armory already held the tool (nothing was fetched).

@@ -9,8 +9,8 @@ use crate::text::printable;
 /// `REGISTRY/REPOSITORY`: `host` or `host:port`, then a repository path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repository {
-    pub registry: String,
-    pub name: String,
+    pub(crate) registry: String,
+    pub(crate) name: String,
 }
 
 impl Repository {
@@ -58,7 +58,7 @@ impl std::fmt::Display for Repository {
 /// `REGISTRY/REPOSITORY@sha256:<tool digest>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
-    pub repository: Repository,
+    pub(crate) repository: Repository,
     /// The tool's digest (the manifest's one layer).
     pub digest: Digest,
 }

@@ -30,8 +30,8 @@ const MAX_NAME_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlgorithmInfo {
     pub name: String,
-    pub key_type: String,
-    pub curve: Option<String>,
+    pub(crate) key_type: String,
+    pub(crate) curve: Option<String>,
 }
 
 /// Why a verification did not succeed.
@@ -52,10 +52,10 @@ pub enum VerifyFailure {
 /// One loaded verifier component, ready to instantiate.
 pub struct VerifierPlugin {
     pub name: String,
-    pub version: String,
+    pub(crate) version: String,
     pub algorithms: Vec<AlgorithmInfo>,
-    pub origin: Origin,
-    pub sha256: String,
+    pub(crate) origin: Origin,
+    pub(crate) sha256: String,
     /// The interfaces the component imports (empty for the `no_std` defaults).
     pub imports: Vec<String>,
     pre: VerifierPluginPre<store::PluginState>,

@@ -159,7 +159,7 @@ mod syscall_nr {
 /// `TIOCSTI` pushes bytes into a terminal's input queue (CVE-2017-5226 and many since);
 /// `TIOCLINUX` can do the same through the console selection.
 pub const TIOCSTI: u64 = 0x5412;
-pub const TIOCLINUX: u64 = 0x541C;
+pub(crate) const TIOCLINUX: u64 = 0x541C;
 /// Namespace flags of clone(2) (the low 32 bits the kernel reads).
 const CLONE_NS_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWCGROUP

@@ -102,11 +102,11 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 
 /// Bounds on the spool and the retry schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpoolLimits {
-    pub max_events: u64,
-    pub max_bytes: u64,
-    pub backoff_initial: Duration,
-    pub backoff_max: Duration,
+pub(crate) struct SpoolLimits {
+    pub(crate) max_events: u64,
+    pub(crate) max_bytes: u64,
+    pub(crate) backoff_initial: Duration,
+    pub(crate) backoff_max: Duration,
 }
 
 /// A spool directory and its dead-letter directory.
