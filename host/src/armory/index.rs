@@ -19,7 +19,9 @@ const INDEX_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stamp {
+    /// Who did it (`--by`, or the user who ran the command).
     pub by: String,
+    /// The time (RFC 3339, UTC, whole seconds).
     pub at: String,
 }
 
@@ -27,8 +29,11 @@ pub struct Stamp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
+    /// The name the operator gave the tool.
     pub name: String,
+    /// The tool's size, in bytes.
     pub size: u64,
+    /// Who added the tool, and when.
     pub added: Stamp,
     /// Set by `armory authorize`; a tool without it never runs.
     pub authorized: Option<Stamp>,

@@ -67,6 +67,7 @@ impl ResolvedTool {
     pub fn file(&self) -> &File {
         &self.file
     }
+    /// The tool's size, in bytes.
     pub fn size(&self) -> u64 {
         self.size
     }

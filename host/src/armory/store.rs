@@ -15,6 +15,7 @@ use serde::Serialize;
 /// What `add` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Added {
+    /// The tool's digest.
     pub digest: Digest,
     pub(crate) size: u64,
     /// False when the armory already held this digest (its state is unchanged).
@@ -25,28 +26,42 @@ pub struct Added {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "problem")]
 pub enum BlobProblem {
+    /// The index lists the digest but its blob is absent.
     Missing,
+    /// The blob's path is not a regular file.
     NotARegularFile,
+    /// The blob fails the ownership and permission checks.
     Untrusted {
+        /// What the check found.
         detail: String,
     },
+    /// The blob's size differs from the size recorded in the index.
     SizeMismatch {
+        /// The recorded size, in bytes.
         expected: u64,
+        /// The blob's size, in bytes.
         actual: u64,
     },
+    /// The blob's contents do not hash to its digest.
     DigestMismatch {
+        /// The digest the contents hash to.
         actual: String,
     },
+    /// The blob could not be opened or read.
     Unreadable {
+        /// The I/O error, as text.
         detail: String,
     },
     /// In `blobs/sha256` but not in the index (left by an interrupted `add`; harmless).
     Orphan,
 }
 
+/// One blob `verify` found a problem with.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlobReport {
+    /// The blob's digest.
     pub digest: String,
+    /// What is wrong with it.
     #[serde(flatten)]
     pub problem: BlobProblem,
 }
@@ -54,7 +69,9 @@ pub struct BlobReport {
 /// The result of `verify`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct VerifyReport {
+    /// How many indexed tools were checked.
     pub checked: usize,
+    /// The blobs with problems, orphans included.
     pub problems: Vec<BlobReport>,
 }
 

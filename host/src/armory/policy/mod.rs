@@ -36,54 +36,95 @@ pub enum PolicyError {
     /// Parsing or signature verification refused it (its own reason code).
     #[error("failed to verify the authorization statement: {0}")]
     Signature(Refusal),
+    /// The JWS header's `typ` is not the statement type.
     #[error(
         "failed to accept the authorization statement: its header typ is {found}, not \
          \"edge-runner-authorization+jws\"; a task or other signed object is not a statement"
     )]
-    Typ { found: String },
+    Typ {
+        /// The `typ` found.
+        found: String,
+    },
+    /// The payload is not a valid statement.
     #[error("failed to accept the authorization statement: {problem}")]
-    Invalid { problem: String },
+    Invalid {
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The statement is not for this runner.
     #[error(
         "failed to accept the authorization statement: it is for {aud}, and this runner is \
          {runner}; ask the control plane for a statement naming this runner or its pool"
     )]
-    Audience { aud: String, runner: String },
+    Audience {
+        /// The audiences it names, comma-separated.
+        aud: String,
+        /// This runner's names (id and pools), comma-separated.
+        runner: String,
+    },
+    /// The statement has expired.
     #[error(
         "the authorization statement (sequence {sequence}) expired at {expires_at}; install \
          a fresh one from the control plane with `edge-runner armory policy apply`"
     )]
-    Expired { sequence: u64, expires_at: String },
+    Expired {
+        /// Its sequence number.
+        sequence: u64,
+        /// Its `expires_at`.
+        expires_at: String,
+    },
+    /// The offered statement is not newer than the installed one.
     #[error(
         "failed to install the authorization statement: its sequence {offered} is not newer \
          than the installed statement's {installed}{same}; an older statement cannot replace \
          a newer one (rollback)"
     )]
     Rollback {
+        /// The offered statement's sequence.
         offered: u64,
+        /// The installed statement's sequence.
         installed: u64,
+        /// A note when the sequences are equal but the contents differ, else empty.
         same: &'static str,
     },
+    /// `armory.authorization` is `signed` and no statement is installed.
     #[error(
         "no authorization statement is installed in {armory} and armory.authorization is \
          \"signed\"; install one with `edge-runner armory policy apply FILE.jws`"
     )]
-    Missing { armory: String },
+    Missing {
+        /// The armory root.
+        armory: String,
+    },
+    /// The installed statement does not list the digest.
     #[error(
         "{digest} is not authorized: the installed authorization statement (sequence \
          {sequence}) does not list it"
     )]
-    NotListed { digest: String, sequence: u64 },
+    NotListed {
+        /// The digest asked about.
+        digest: String,
+        /// The statement's sequence.
+        sequence: u64,
+    },
+    /// The statement lists the digest, but not for the task's tenant.
     #[error(
         "{digest} (\"{name}\") is not authorized for tenant \"{tenant}\": the authorization \
          statement (sequence {sequence}) lists it for {tenants} only"
     )]
     Tenant {
+        /// The digest asked about.
         digest: String,
+        /// The tool's name in the statement.
         name: String,
+        /// The task's tenant.
         tenant: String,
+        /// The tenants the statement allows, comma-separated.
         tenants: String,
+        /// The statement's sequence.
         sequence: u64,
     },
+    /// Reading or writing the armory failed.
     #[error(transparent)]
     Armory(#[from] ArmoryError),
 }
@@ -119,8 +160,11 @@ impl Refuse for PolicyError {
 /// the clock skew tolerated.
 #[derive(Debug, Clone, Copy)]
 pub struct Judge<'a> {
+    /// Verifies the statement's signature.
     pub verifier: &'a SignatureVerifier,
+    /// This runner's names (id and pools); a statement must name one of them.
     pub audience: &'a [String],
+    /// The clock skew tolerated on `issued_at` and `expires_at`.
     pub skew: TimeDelta,
 }
 
@@ -148,6 +192,7 @@ fn limits() -> JwsLimits {
 /// What `apply` did.
 #[derive(Debug, Clone)]
 pub struct Applied {
+    /// The statement now installed.
     pub statement: Statement,
     /// The sequence of the statement it replaced, if any.
     pub replaced: Option<u64>,

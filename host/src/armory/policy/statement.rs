@@ -40,11 +40,14 @@ pub struct AuthorizedTool {
 /// A decoded statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Statement {
+    /// The statement's sequence number; an installed statement is only replaced by a higher one.
     pub sequence: u64,
     pub(crate) issued_at: DateTime<Utc>,
+    /// When the statement stops authorizing anything.
     pub expires_at: DateTime<Utc>,
     /// The runners and pools it is for (`aud`).
     pub audience: Vec<String>,
+    /// The tools it authorizes, by digest.
     pub tools: BTreeMap<Digest, AuthorizedTool>,
 }
 

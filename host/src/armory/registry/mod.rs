@@ -42,61 +42,114 @@ const MAX_REDIRECTS: usize = 3;
 /// Why a registry operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// A registry reference could not be parsed.
     #[error("failed to read the reference \"{text}\": {problem}")]
-    Reference { text: String, problem: String },
+    Reference {
+        /// The reference as given.
+        text: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The TLS settings for registries could not be built.
     #[error("failed to set up TLS for registries")]
     Tls(#[source] TlsError),
+    /// The request did not get an HTTP answer (connection, TLS, timeout, ...).
     #[error("failed to reach {url}: {detail}")]
-    Transport { url: String, detail: String },
+    Transport {
+        /// The URL requested.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The registry answered with an unexpected HTTP status.
     #[error("{url} answered HTTP {status}: {body}")]
     Status {
+        /// The URL requested.
         url: String,
+        /// The HTTP status code.
         status: u16,
+        /// The start of the response body, made printable.
         body: String,
     },
+    /// The registry redirected to another origin, which is never followed.
     #[error(
         "{url} redirected to {location}, another origin; the runner follows redirects only \
          within the registry's own scheme, host and port"
     )]
-    Redirect { url: String, location: String },
+    Redirect {
+        /// The URL requested.
+        url: String,
+        /// The redirect's target.
+        location: String,
+    },
+    /// What the registry sent does not hash to the digest asked for.
     #[error(
         "failed to pull {reference}: {what} does not match what was asked ({problem}); \
          nothing was stored"
     )]
     DigestMismatch {
+        /// The reference pulled.
         reference: String,
+        /// Which part (`the manifest`, `the layer`, ...).
         what: &'static str,
+        /// How it differs.
         problem: String,
     },
+    /// The manifest is not a single-layer edge-runner tool artifact.
     #[error(
         "failed to pull {reference}: the manifest is not a single-layer edge-runner tool \
          artifact ({problem})"
     )]
-    NotATool { reference: String, problem: String },
+    NotATool {
+        /// The reference pulled.
+        reference: String,
+        /// What is wrong with the manifest.
+        problem: String,
+    },
+    /// A tool to push or pull is over `armory.max_tool_bytes`.
     #[error(
         "failed to accept {what}: it is {size} bytes, more than armory.max_tool_bytes \
          ({limit}); nothing was stored"
     )]
-    TooLarge { what: String, size: u64, limit: u64 },
+    TooLarge {
+        /// The tool (file or reference).
+        what: String,
+        /// Its size, in bytes.
+        size: u64,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// A tool to fetch on demand has no `source` in the authorization statement.
     #[error(
         "failed to pull {digest}: the authorization statement names no source for it; add \
          \"source\": \"REGISTRY/REPOSITORY\" to its entry, or `edge-runner armory pull` it"
     )]
-    NoSource { digest: String },
+    NoSource {
+        /// The tool's digest.
+        digest: String,
+    },
+    /// A tool's source registry is not in `armory.pull.registries`.
     #[error(
         "failed to pull {digest} from {registry}: it is not in armory.pull.registries ({allowed})"
     )]
     NotAllowed {
+        /// The tool's digest.
         digest: String,
+        /// The registry its source names.
         registry: String,
+        /// The allowed registries, comma-separated.
         allowed: String,
     },
+    /// A local file to push could not be read.
     #[error("failed to read {path}")]
     ReadFile {
+        /// The file.
         path: std::path::PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// An armory operation failed.
     #[error(transparent)]
     Armory(#[from] ArmoryError),
 }

@@ -21,6 +21,7 @@ use std::io::Read as _;
 /// What `pull` did.
 #[derive(Debug, Clone)]
 pub struct Pulled {
+    /// The tool's digest.
     pub digest: Digest,
     pub(crate) size: u64,
     /// The manifest's digest (what its bytes hash to).

@@ -17,9 +17,11 @@ use std::path::Path;
 pub struct Pushed {
     /// `REGISTRY/REPOSITORY@<tool digest>`: what `armory pull` and statements name.
     pub reference: Reference,
+    /// The tool's size, in bytes.
     pub size: u64,
     /// The manifest's digest (what the registry stores it under).
     pub manifest: Digest,
+    /// The tag the manifest was pushed under (`sha256-<hex of the tool digest>`).
     pub tag: String,
 }
 

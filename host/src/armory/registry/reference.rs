@@ -14,6 +14,7 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// Parses `REGISTRY/REPOSITORY` (lowercase path components; no tag or digest).
     pub fn parse(text: &str) -> Result<Self, RegistryError> {
         let bad = |problem: &str| RegistryError::Reference {
             text: printable(text),
@@ -64,6 +65,7 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// Parses `REGISTRY/REPOSITORY@sha256:<hex>`.
     pub fn parse(text: &str) -> Result<Self, RegistryError> {
         let Some((repo, digest)) = text.rsplit_once('@') else {
             return Err(RegistryError::Reference {
