@@ -47,6 +47,7 @@ use std::time::Duration;
 /// output.
 pub const MIN_EVENT_BYTES: usize = 4096;
 
+/// `[events]`: the CloudEvents source, the size cap, the sinks, spooling and signing.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
@@ -96,17 +97,23 @@ pub enum SinkConfig {
     Stdout,
     /// JSON lines appended to a file, fsync per event, rotated by size.
     File {
+        /// The file appended to.
         path: PathBuf,
+        /// Rotate when the file would grow past this many bytes.
         #[serde(default = "default_file_max_bytes")]
         max_bytes: u64,
+        /// Rotated files kept (`<path>.1` to `<path>.<keep>`).
         #[serde(default = "default_keep")]
         keep: u32,
     },
     /// POST to a CloudEvents receiver, spooled on failure.
     Http {
+        /// The receiver's URL (`http://` or `https://`).
         url: String,
+        /// The sink's name, which names its spool; `http` by default.
         #[serde(default = "default_http_name")]
         name: String,
+        /// Timeout of one delivery request, in milliseconds.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
         /// Deadline of the attempt made while a task's event is emitted (at most

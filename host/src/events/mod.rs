@@ -44,22 +44,32 @@ use std::time::Duration;
 /// Why the event pipeline could not be set up or an event could not be delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {
+    /// The mapper plugin could not be loaded.
     #[error("failed to load the event mapper plugin")]
     Mapper(#[source] PluginError),
+    /// An HTTP sink's spool could not be opened.
     #[error("failed to open the event spool")]
     Spool(#[source] SpoolError),
+    /// An HTTPS sink's TLS settings could not be built.
     #[error("failed to set up TLS for http sink {sink}")]
     Tls {
+        /// The sink's name.
         sink: String,
+        /// What went wrong.
         #[source]
         source: sinks::tls::TlsError,
     },
+    /// The event signing key could not be loaded.
     #[error("failed to load the event signing key")]
     Signing(#[source] signing::SigningError),
+    /// At least one sink failed to deliver or queue the event.
     #[error("failed to deliver event {event_id}: {summary}")]
     Undelivered {
+        /// The event's id.
         event_id: String,
+        /// `<sink>: <error>` for each sink that failed, joined by `; `.
         summary: String,
+        /// What became of the event at every sink.
         report: Box<EmitReport>,
     },
 }
@@ -67,6 +77,7 @@ pub enum EventsError {
 /// What became of one emitted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmitReport {
+    /// The event's id.
     pub event_id: String,
     pub(crate) event_type: String,
     /// Serialized size in bytes.
@@ -214,6 +225,7 @@ impl EventPipeline {
         &self.source
     }
 
+    /// The size cap on one serialized event, in bytes (`events.max_event_bytes`).
     pub fn max_event_bytes(&self) -> usize {
         self.max_event_bytes
     }
@@ -405,11 +417,17 @@ impl EventSinks {
 /// The state of one HTTP sink's spool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpoolStatus {
+    /// The sink, as `http:<name>`.
     pub sink: String,
+    /// Where its queued events wait.
     pub spool_dir: PathBuf,
+    /// Where events it gave up on are kept.
     pub dead_letter_dir: PathBuf,
+    /// Events queued for delivery.
     pub pending: u64,
+    /// Their total size, in bytes.
     pub pending_bytes: u64,
+    /// Events dead-lettered.
     pub dead_letters: u64,
     /// Consecutive failed delivery attempts.
     pub failures: u32,

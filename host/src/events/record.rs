@@ -11,7 +11,9 @@ use crate::sandbox::Outcome;
 /// One finished or refused task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecutionRecord {
+    /// What is known about the task.
     pub task: TaskContext,
+    /// Whether it ran, and with what outcome, or was refused.
     pub disposition: Disposition,
 }
 
@@ -19,12 +21,17 @@ pub struct ExecutionRecord {
 /// before it could be read (an unparseable JWS has no task id).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TaskContext {
+    /// The manifest's `task_context.task_id`.
     pub task_id: Option<String>,
+    /// The manifest's `task_context.tenant_id`.
     pub tenant_id: Option<String>,
+    /// The manifest's `task_context.operator_id`.
     pub operator_id: Option<String>,
+    /// The manifest's `target_urn`.
     pub target_urn: Option<String>,
     /// `sha256:<hex>` of the tool.
     pub tool_sha256: Option<String>,
+    /// The manifest's `task_context.action`.
     pub action: Option<String>,
     /// The exact compact JWS received.
     pub manifest_jws: Option<String>,
@@ -49,7 +56,9 @@ impl TaskContext {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[allow(clippy::large_enum_variant)]
 pub enum Disposition {
+    /// The tool ran; its outcome.
     Completed(Outcome),
+    /// The task was refused.
     Denied(Denial),
 }
 
@@ -57,7 +66,9 @@ pub enum Disposition {
 /// person can act on, never containing secret material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Denial {
+    /// The stable reason code; it fixes the stage.
     pub reason: Reason,
+    /// A message a person can act on; never secret material.
     pub message: String,
 }
 
@@ -100,7 +111,9 @@ impl ExecutionRecord {
 /// The two kinds of event the runner emits, whatever the mapper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// A task that ran (whatever its exit status).
     Completed,
+    /// A task that was refused.
     Denied,
 }
 

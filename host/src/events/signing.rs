@@ -42,39 +42,64 @@ const SHA256_ID_LEN: usize = 71;
 /// The signing key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
+    /// The key file's metadata could not be read.
     #[error("failed to inspect event signing key {path}")]
     Inspect {
+        /// The key file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The key file is readable by group or others.
     #[error(
         "event signing key {path} is readable by group or others (mode {mode:04o}); fix \
          with: chmod 600 {path}"
     )]
-    Readable { path: PathBuf, mode: u32 },
+    Readable {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key path is a symbolic link.
     #[error(
         "event signing key {path} is a symbolic link; point the configuration at the real file"
     )]
-    Symlink { path: PathBuf },
+    Symlink {
+        /// The key path.
+        path: PathBuf,
+    },
+    /// The key file's owner or write permissions fail the trust checks.
     #[error("event signing key {path} is not trusted")]
     Untrusted {
+        /// The key file.
         path: PathBuf,
+        /// What the check found.
         #[source]
         source: crate::fsperm::PermError,
     },
+    /// The key file is not a valid signing key.
     #[error("failed to load event signing key {path}")]
     Load {
+        /// The key file.
         path: PathBuf,
+        /// Why it did not load.
         #[source]
         source: SignError,
     },
+    /// The key is not an ES256 key, the only algorithm events are signed with.
     #[error(
         "event signing key {path} is an {alg} key; events are signed with ES256 (a public \
          key verifies them; an HMAC secret would let every consumer forge events). Make \
          one with: edge-runner keys generate --alg ES256 --kid KID"
     )]
-    Algorithm { path: PathBuf, alg: &'static str },
+    Algorithm {
+        /// The key file.
+        path: PathBuf,
+        /// The key's algorithm.
+        alg: &'static str,
+    },
 }
 
 /// The runner's event signing key.
@@ -130,6 +155,7 @@ impl EventSigner {
         }
     }
 
+    /// The key id (`kid`) that signed events name.
     pub fn kid(&self) -> &str {
         &self.key.kid
     }
@@ -181,20 +207,43 @@ impl EventSigner {
 /// Why an event failed verification. `code()` is stable (`events verify` prints it).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventCheck {
+    /// The line is not a valid CloudEvent.
     #[error("not a valid CloudEvent: {0}")]
     Invalid(String),
+    /// The signature extension is missing or not the event's last member.
     #[error("the event carries no `{SIGNATURE_EXTENSION}` signature as its last member")]
     Unsigned,
+    /// The signature value is not a detached compact JWS.
     #[error("the `{SIGNATURE_EXTENSION}` value is not a detached compact JWS: {0}")]
     Malformed(String),
+    /// The detached JWS was refused when parsed or verified.
     #[error("the signature is refused [{code}]: {message}")]
-    Signature { code: &'static str, message: String },
+    Signature {
+        /// The stable reason code of the refusal.
+        code: &'static str,
+        /// The refusal's message.
+        message: String,
+    },
+    /// The JWS header is not an event signature's header.
     #[error("the signature header is not an event signature: {0}")]
     Header(String),
+    /// The signature names another event id than the event carries.
     #[error("the signature was made for event id \"{signed}\", but the event's id is \"{actual}\"")]
-    IdMismatch { signed: String, actual: String },
+    IdMismatch {
+        /// The id the signature was made for.
+        signed: String,
+        /// The id in the event.
+        actual: String,
+    },
+    /// The signature binds another manifest digest than the event's data names.
     #[error("the signature binds manifest {signed}, but the event's data names manifest {actual}")]
-    ManifestMismatch { signed: String, actual: String },
+    ManifestMismatch {
+        /// The manifest digest the signature binds.
+        signed: String,
+        /// The manifest digest in the event's data.
+        actual: String,
+    },
+    /// An event with the same `source` and `id` was seen earlier in the stream.
     #[error(
         "event id {id} from {source_uri} was already seen at line {first_line}{}",
         if *.identical {
@@ -204,14 +253,19 @@ pub enum EventCheck {
         }
     )]
     Replayed {
+        /// The event's `id`.
         id: String,
+        /// The event's `source`.
         source_uri: String,
+        /// The line of the first sighting.
         first_line: usize,
+        /// Whether the earlier line is byte-for-byte identical (a redelivery).
         identical: bool,
     },
 }
 
 impl EventCheck {
+    /// The stable code `events verify` prints for this failure.
     pub fn code(&self) -> &'static str {
         match self {
             EventCheck::Invalid(_) => "event_invalid",
@@ -229,6 +283,7 @@ impl EventCheck {
 /// An event whose signature verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedEvent {
+    /// The event's `id`.
     pub id: String,
     pub(crate) source: String,
     /// The key that signed it.
@@ -359,6 +414,7 @@ pub struct StreamVerifier<'k> {
 }
 
 impl<'k> StreamVerifier<'k> {
+    /// A verifier with no events seen yet, checking signatures against `keys`.
     pub fn new(keys: &'k SignatureVerifier) -> Self {
         Self {
             keys,

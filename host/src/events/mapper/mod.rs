@@ -37,10 +37,18 @@ pub(crate) struct Envelope {
 pub enum Mapping {
     /// The mapper plugin's event, after `attempts` calls (more than one when the output
     /// had to be cut further to fit the cap).
-    Plugin { attempts: u32 },
+    Plugin {
+        /// Calls made to the plugin, from 1.
+        attempts: u32,
+    },
     /// The built-in fallback; `code` is stable (`mapper_fault`, `mapper_refused`, or an
     /// `InvalidEvent` code), `reason` says what went wrong.
-    Fallback { code: String, reason: String },
+    Fallback {
+        /// The stable code of what went wrong.
+        code: String,
+        /// What went wrong, for a person.
+        reason: String,
+    },
 }
 
 /// A validated event, serialized once.
@@ -52,6 +60,7 @@ pub struct Mapped {
     pub ty: String,
     /// The structured-mode JSON (`application/cloudevents+json`), one line.
     pub json: Vec<u8>,
+    /// Whether the plugin's event was used, or the fallback.
     pub mapping: Mapping,
     /// True only when even the fallback with no output exceeds the cap (linkage fields
     /// alone too large); the event is emitted anyway, never dropped.

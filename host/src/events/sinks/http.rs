@@ -69,9 +69,13 @@ struct Drained {
 /// The result of `events flush` for one sink.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlushReport {
+    /// The sink, as `http:<name>`.
     pub sink: String,
+    /// Events delivered by this flush.
     pub delivered: u64,
+    /// Events given up on: where each was kept, and why.
     pub dead_lettered: Vec<(PathBuf, String)>,
+    /// Events still queued afterwards.
     pub pending: u64,
     /// Why events are still pending, if they are.
     pub last_error: Option<String>,

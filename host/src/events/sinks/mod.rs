@@ -23,12 +23,25 @@ pub enum Delivery {
     Delivered,
     /// Durably queued; it will be delivered, in order, when the receiver is back (by a
     /// later emit or `edge-runner events flush`).
-    Spooled { pending: u64, reason: String },
+    Spooled {
+        /// Events in the spool now, this one included.
+        pending: u64,
+        /// Why it was not delivered yet.
+        reason: String,
+    },
     /// Refused for good (an HTTP 4xx, say) or the spool was full: kept in the
     /// dead-letter directory for an operator (`edge-runner events requeue`).
-    DeadLettered { path: PathBuf, reason: String },
+    DeadLettered {
+        /// Where the event was kept.
+        path: PathBuf,
+        /// Why it was given up on.
+        reason: String,
+    },
     /// The sink could not take the event at all (a write error with no spool behind it).
-    Failed { error: String },
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
 }
 
 impl Delivery {

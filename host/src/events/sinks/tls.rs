@@ -12,29 +12,48 @@ use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConf
 /// Why the sink's TLS material or token could not be loaded (a configuration error).
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
+    /// A certificate, key or token file could not be read.
     #[error("failed to read {what} {path}")]
     Read {
+        /// What the file is (`CA file`, `client key`, `bearer token file`, ...).
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// A client key or token file is readable by group or others.
     #[error(
         "{what} {path} is readable by group or others (mode {mode:04o}); fix with: chmod 600 {path}"
     )]
     Readable {
+        /// What the file is.
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// Its permission bits.
         mode: u32,
     },
+    /// The path is a symbolic link.
     #[error("{what} {path} is a symbolic link; point the configuration at the real file")]
-    Symlink { what: &'static str, path: PathBuf },
+    Symlink {
+        /// What the file is.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+    },
+    /// The file's contents are not usable (no certificate, a bad key or token, ...).
     #[error("{what} {path} is not usable: {problem}")]
     Invalid {
+        /// What the file is.
         what: &'static str,
+        /// The file.
         path: PathBuf,
+        /// What is wrong with it.
         problem: String,
     },
+    /// The system's trusted root certificates could not be loaded.
     #[error("failed to load the system's trusted root certificates: {0}")]
     SystemRoots(String),
 }

@@ -44,48 +44,75 @@ const RESERVED: &[&str] = &[
 /// Why an event was refused. `code()` is stable and appears in fallback events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidEvent {
+    /// A required string attribute (named) is empty.
     #[error("attribute `{0}` is empty")]
     Empty(&'static str),
+    /// An attribute (named) holds a control character or a Unicode noncharacter.
     #[error("attribute `{0}` holds a control character or a Unicode noncharacter")]
     BadString(String),
+    /// `id` is not the id the host chose for the event.
     #[error("`id` is not the event id the host chose")]
     IdMismatch,
+    /// `source` is not this runner's source.
     #[error("`source` is not this runner's source")]
     SourceMismatch,
+    /// An attribute (named) is not a valid URI-reference.
     #[error("`{0}` is not a valid URI-reference")]
     NotUriReference(&'static str),
+    /// `dataschema` is not an absolute URI.
     #[error("`dataschema` is not an absolute URI")]
     BadDataschema,
+    /// `time` is not an RFC 3339 timestamp.
     #[error("`time` is not an RFC 3339 timestamp")]
     BadTime,
+    /// `datacontenttype` is not a media type.
     #[error("`datacontenttype` is not a media type (RFC 2046)")]
     BadContentType,
+    /// `data` is JSON but `datacontenttype` is not a JSON media type.
     #[error("`datacontenttype` is not a JSON media type but `data` is JSON")]
     ContentTypeNotJson,
+    /// An extension name is not 1 to 20 lowercase letters or digits.
     #[error("extension name \"{0}\" does not match ^[a-z0-9]{{1,20}}$")]
     ExtensionName(String),
+    /// An extension name is reserved.
     #[error("extension name \"{0}\" is reserved")]
     ExtensionReserved(String),
+    /// An extension appears twice.
     #[error("extension `{0}` appears twice")]
     ExtensionDuplicate(String),
+    /// An integer extension is outside the 32-bit signed range.
     #[error("extension `{0}` is an integer outside the 32-bit signed range")]
     ExtensionRange(String),
+    /// An extension's value is not a string, integer or boolean.
     #[error("extension `{0}` has a value that is not a string, integer or boolean")]
     ExtensionType(String),
+    /// An extension that must be a URI-reference is not one.
     #[error("extension `{0}` is not a valid URI-reference")]
     ExtensionUri(String),
+    /// `data` is not valid JSON (the parser's message).
     #[error("`data` is not valid JSON: {0}")]
     DataNotJson(String),
+    /// `data` is not a JSON object, so it cannot carry the linkage fields.
     #[error("`data` is not a JSON object, so it cannot carry the linkage fields")]
     DataNotObject,
+    /// `data` drops or changes a linkage field (named).
     #[error("`data` drops or changes the linkage field `{0}`")]
     Linkage(&'static str),
+    /// Both `data` and `data_base64` are present.
     #[error("`data` and `data_base64` are both present")]
     DataAndBase64,
+    /// `specversion` is not `1.0`.
     #[error("`specversion` is not \"1.0\"")]
     SpecVersion,
+    /// The serialized event is over the size cap.
     #[error("the event is {size} bytes, over the {cap}-byte cap")]
-    TooLarge { size: usize, cap: usize },
+    TooLarge {
+        /// Its size, in bytes.
+        size: usize,
+        /// The cap, in bytes.
+        cap: usize,
+    },
+    /// The input is not a structured-mode JSON CloudEvent.
     #[error("not a structured-mode JSON CloudEvent: {0}")]
     Malformed(String),
 }

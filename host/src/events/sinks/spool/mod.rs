@@ -24,36 +24,52 @@ const STATE_FILE: &str = ".backoff";
 use crate::durable::TMP_PREFIX;
 const SUFFIX: &str = ".json";
 
+/// A spool directory could not be prepared, locked or used.
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
+    /// The spool directory could not be created or failed the trust checks.
     #[error("failed to prepare spool directory {path}")]
     Dir {
+        /// The spool directory.
         path: PathBuf,
+        /// What went wrong.
         #[source]
         source: fsperm::PermError,
     },
+    /// A file operation in the spool failed.
     #[error("failed to {action} spool {path}")]
     Io {
+        /// The operation, as a verb.
         action: &'static str,
+        /// The file or directory operated on.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The spool's lock could not be taken.
     #[error("failed to lock spool {path}")]
     Lock {
+        /// The lock file (`<spool>/.lock`).
         path: PathBuf,
+        /// The error from `flock`.
         #[source]
         source: nix::Error,
     },
+    /// The spool holds events for another URL than its sink now delivers to.
     #[error(
         "spool {path} holds {pending} event(s) for {held}, but its sink now delivers to \
          {wanted}; deliver them first with `edge-runner events --events {held} flush`, or \
          give the sink another name"
     )]
     OtherDestination {
+        /// The spool directory.
         path: PathBuf,
+        /// The URL the queued events are for.
         held: String,
+        /// The URL the sink now delivers to.
         wanted: String,
+        /// How many events are queued.
         pending: usize,
     },
 }
