@@ -17,8 +17,11 @@ use std::path::Path;
 /// One line of the report.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Row {
+    /// What was checked.
     pub check: String,
+    /// Whether the plugin passed it.
     pub passed: bool,
+    /// What was seen, for a person.
     pub detail: String,
 }
 
@@ -43,11 +46,15 @@ impl Row {
 /// The result of checking one file.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Report {
+    /// The file checked, as given.
     pub file: String,
+    /// Its digest (`sha256:<hex>`), the pin to configure if it passes.
     pub sha256: String,
     /// `verifier`, `mapper`, or `unknown` when it did not load.
     pub kind: &'static str,
+    /// The name the plugin gave itself, when it loaded.
     pub plugin: Option<String>,
+    /// The checks, in the order they ran.
     pub rows: Vec<Row>,
 }
 
@@ -61,12 +68,17 @@ impl Report {
 /// The file could not be checked at all (as opposed to failing checks).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
+    /// The file could not be read.
     #[error("failed to read plugin file {path}")]
     Read {
+        /// The plugin file.
         path: std::path::PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file cannot be loaded as a plugin at all (unreadable, too large, not a
+    /// component, or of neither plugin world).
     #[error("{0}")]
     NotAPlugin(#[source] PluginError),
 }

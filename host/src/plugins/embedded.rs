@@ -10,6 +10,7 @@ pub struct Builtin {
     pub name: &'static str,
     /// The Cargo package it is built from.
     pub package: &'static str,
+    /// The component's bytes.
     pub bytes: &'static [u8],
     pub(crate) sha256: &'static str,
     /// The algorithms a verifier declares (none for a mapper), so that a process can load

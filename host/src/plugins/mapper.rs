@@ -23,11 +23,15 @@ const MAX_EVENT_TYPES: usize = 32;
 /// One loaded mapper component, ready to instantiate. A clone shares the compiled code.
 #[derive(Clone)]
 pub struct MapperPlugin {
+    /// The name the plugin reports in `info()`.
     pub name: String,
+    /// The version the plugin reports in `info()`.
     pub version: String,
     /// The event types the plugin says it emits.
     pub event_types: Vec<String>,
+    /// Where it was loaded from.
     pub origin: Origin,
+    /// The component's digest (`sha256:<hex>`).
     pub sha256: String,
     pre: EventMapperPluginPre<store::PluginState>,
 }

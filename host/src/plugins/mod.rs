@@ -54,6 +54,7 @@ impl fmt::Display for Origin {
 /// A plugin file named in the configuration, with its required sha256 pin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PinnedFile {
+    /// The plugin file.
     pub path: PathBuf,
     /// `sha256:<64 lowercase hex>`.
     pub sha256: String,
@@ -63,72 +64,116 @@ pub struct PinnedFile {
 /// start rather than run with a plugin it cannot trust.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
+    /// The wasmtime engine could not be built or configured.
     #[error("failed to set up the WebAssembly engine")]
     Engine(#[source] wasmtime::Error),
+    /// The plugin file could not be read.
     #[error("failed to read plugin {path}")]
     Read {
+        /// The plugin file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The plugin file is over the size cap.
     #[error("plugin {path} is larger than {limit} bytes")]
-    TooLarge { path: PathBuf, limit: usize },
+    TooLarge {
+        /// The plugin file.
+        path: PathBuf,
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// The plugin file does not hash to its configured pin.
     #[error(
         "plugin {path} does not match its pin: the configuration expects {expected}, \
          the file hashes to {actual}; update the pin only if you trust the new file"
     )]
     DigestMismatch {
+        /// The plugin file.
         path: PathBuf,
+        /// The pinned digest (`sha256:<hex>`).
         expected: String,
+        /// The file's digest (`sha256:<hex>`).
         actual: String,
     },
+    /// The bytes are not a component wasmtime can compile (or load from the cache).
     #[error(
         "failed to compile plugin {label}: it is not a valid WebAssembly component (or the \
          host refused executable memory, e.g. under MemoryDenyWriteExecute)"
     )]
     Compile {
+        /// The plugin: `builtin:<name>` or its file's path.
         label: String,
+        /// The compiler's error.
         #[source]
         source: wasmtime::Error,
     },
+    /// The component imports something outside the deny-all WASI surface plugins get.
     #[error(
         "plugin {label} imports an interface plugins are not granted (only the deny-all \
          wasi:cli and wasi:io surface is linked; no filesystem, network, clocks or random)"
     )]
     Ungranted {
+        /// The plugin: `builtin:<name>` or its file's path.
         label: String,
+        /// The linker's error.
         #[source]
         source: wasmtime::Error,
     },
+    /// The component does not implement the world it was loaded as.
     #[error(
         "plugin {label} does not implement world `{world}` of {WIT_PACKAGE}; rebuild it \
          against this version of wit/"
     )]
     WrongWorld {
+        /// The plugin: `builtin:<name>` or its file's path.
         label: String,
+        /// The expected world (`verifier-plugin` or `event-mapper-plugin`).
         world: &'static str,
+        /// wasmtime's error for the missing exports.
         #[source]
         source: wasmtime::Error,
     },
+    /// An unpinned file examined by `plugin check` implements neither plugin world.
     #[error(
         "plugin {label} implements neither world `verifier-plugin` nor \
          `event-mapper-plugin` of {WIT_PACKAGE}; rebuild it against this version of wit/"
     )]
     NoWorld {
+        /// The plugin file's path.
         label: String,
+        /// wasmtime's error for the event-mapper world.
         #[source]
         source: wasmtime::Error,
     },
+    /// The plugin's `info()` call faulted.
     #[error("plugin {label} failed while describing itself: {fault}")]
-    Info { label: String, fault: PluginFault },
+    Info {
+        /// The plugin: `builtin:<name>` or its file's path.
+        label: String,
+        /// How the call faulted.
+        fault: PluginFault,
+    },
+    /// The plugin's `info()` answer breaks a rule (a name or list out of bounds, ...).
     #[error("plugin {label} describes itself incorrectly: {problem}")]
-    BadInfo { label: String, problem: String },
+    BadInfo {
+        /// The plugin: `builtin:<name>` or its file's path.
+        label: String,
+        /// What is wrong with the answer.
+        problem: String,
+    },
+    /// The configured choice of verifier plugins is inconsistent.
     #[error(transparent)]
     Selection(#[from] verifier::SelectError),
+    /// A pinned verifier file is configured for an algorithm it does not implement.
     #[error("plugin {path} is configured for {alg} but implements only: {implemented}")]
     AlgorithmNotImplemented {
+        /// The plugin file.
         path: PathBuf,
+        /// The configured algorithm (JWS `alg`).
         alg: String,
+        /// The algorithms the plugin says it implements, comma-separated.
         implemented: String,
     },
 }
@@ -231,6 +276,7 @@ impl PluginHost {
         })
     }
 
+    /// The fuel and memory budgets every plugin call gets.
     pub fn limits(&self) -> &PluginLimits {
         &self.limits
     }
@@ -331,7 +377,9 @@ impl PluginHost {
 /// implements decides the kind.
 #[derive(Debug)]
 pub enum Inspected {
+    /// The file implements the verifier world.
     Verifier(VerifierPlugin),
+    /// The file implements the event-mapper world.
     Mapper(MapperPlugin),
 }
 

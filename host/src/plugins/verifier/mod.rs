@@ -29,6 +29,7 @@ const MAX_NAME_LEN: usize = 64;
 /// An algorithm a plugin implements.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlgorithmInfo {
+    /// The JWS `alg` name.
     pub name: String,
     pub(crate) key_type: String,
     pub(crate) curve: Option<String>,
@@ -51,8 +52,10 @@ pub enum VerifyFailure {
 
 /// One loaded verifier component, ready to instantiate.
 pub struct VerifierPlugin {
+    /// The name the plugin reports in `info()`.
     pub name: String,
     pub(crate) version: String,
+    /// The algorithms the plugin implements, as it declared them.
     pub algorithms: Vec<AlgorithmInfo>,
     pub(crate) origin: Origin,
     pub(crate) sha256: String,

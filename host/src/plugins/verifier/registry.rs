@@ -28,6 +28,7 @@ impl fmt::Debug for Verifiers {
 /// One row of `edge-runner plugins`: a backend that can serve an algorithm.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CatalogueRow {
+    /// The JWS `alg` it serves.
     pub algorithm: String,
     /// The backend name (embedded) or the plugin's own name (a file).
     pub backend: String,
@@ -35,6 +36,7 @@ pub struct CatalogueRow {
     pub version: Option<String>,
     /// `builtin` or `file:<path>`.
     pub origin: String,
+    /// The component's digest (`sha256:<hex>`).
     pub sha256: String,
     /// The backend serving this algorithm.
     pub active: bool,
@@ -170,6 +172,7 @@ impl Verifiers {
         rows
     }
 
+    /// The plugin host the verifiers run on.
     pub fn host(&self) -> &PluginHost {
         &self.host
     }

@@ -32,34 +32,48 @@ pub(crate) enum Planned<'a> {
 /// The configuration asks for something the embedded backends cannot give.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectError {
+    /// `plugins.verifiers.<alg>` names a backend this binary does not embed.
     #[error(
         "plugins.verifiers.{alg} names the backend \"{name}\", which this binary does not \
          embed; embedded backends for {alg}: {available} (every embedded verifier: {all}; \
          see `edge-runner plugins`)"
     )]
     UnknownBackend {
+        /// The algorithm configured.
         alg: String,
+        /// The backend name given.
         name: String,
+        /// The embedded backends for `alg`, comma-separated.
         available: String,
+        /// Every embedded verifier, comma-separated.
         all: String,
     },
+    /// `plugins.verifiers.<alg>` names an embedded backend for another algorithm.
     #[error(
         "plugins.verifiers.{alg} names the backend \"{name}\", which implements {implements}, \
          not {alg}; embedded backends for {alg}: {available}"
     )]
     WrongAlgorithm {
+        /// The algorithm configured.
         alg: String,
+        /// The backend name given.
         name: String,
+        /// The algorithms that backend implements.
         implements: String,
+        /// The embedded backends for `alg`, comma-separated.
         available: String,
     },
+    /// Two plugins are configured for one algorithm.
     #[error(
         "two plugins are configured for {alg}: \"{first}\" and \"{second}\"; an algorithm has \
          one verifier, so select one of them with plugins.verifiers.{alg}"
     )]
     Conflict {
+        /// The algorithm.
         alg: String,
+        /// The first backend's name.
         first: String,
+        /// The second backend's name.
         second: String,
     },
 }
