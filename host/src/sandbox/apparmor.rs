@@ -73,25 +73,41 @@ fn check_label(text: &str, profile: &str) -> Result<(), String> {
 /// Why installing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppArmorError {
+    /// The kernel has no AppArmor, so no profile can be installed.
     #[error(
         "AppArmor is not available on this kernel: {reason}; nothing was installed. Run with \
          [sandbox] apparmor = \"if-available\" (or \"off\") until the host has AppArmor"
     )]
-    Unavailable { reason: String },
+    Unavailable {
+        /// Why it is not available.
+        reason: String,
+    },
+    /// A profile file could not be written.
     #[error("failed to write the profile {path}")]
     Write {
+        /// The profile file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// `apparmor_parser` could not be run.
     #[error("failed to run {parser} (install it with: apt-get install apparmor)")]
     Parser {
+        /// The parser's path.
         parser: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// `apparmor_parser` refused to load a profile.
     #[error("failed to load the profile {path}: apparmor_parser said: {stderr}")]
-    Load { path: PathBuf, stderr: String },
+    Load {
+        /// The profile file.
+        path: PathBuf,
+        /// What the parser wrote on stderr.
+        stderr: String,
+    },
 }
 
 /// Writes the shipped profiles to `dir` and loads them with `parser`. Refuses up front

@@ -14,26 +14,52 @@ pub enum SandboxError {
     /// A required protection is not available, or the sandbox came up in another posture.
     #[error(transparent)]
     Refused(Refusal),
+    /// The sandbox policy is not valid.
     #[error("the sandbox policy is invalid: {message}")]
-    InvalidPolicy { message: String },
+    InvalidPolicy {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The launch cannot be set up as given (a NUL byte in an argument, say).
     #[error("the launch is invalid: {message}")]
-    InvalidLaunch { message: String },
+    InvalidLaunch {
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The policy was not given the runner's state directory and secrets.
     #[error(
         "the sandbox policy lacks the runner's state directory and secrets (SandboxPolicy::with_runner)"
     )]
     NoRunnerContext,
+    /// The runner failed an I/O step while preparing or supervising the sandbox.
     #[error("failed to {what}")]
     Io {
+        /// The step, as it follows "failed to".
         what: String,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// A setup step in the native sandbox's child failed.
     #[error("failed to {step} in the sandbox: {errno}")]
-    Child { step: String, errno: Errno },
+    Child {
+        /// The step.
+        step: String,
+        /// The error number it failed with.
+        errno: Errno,
+    },
+    /// Executing the tool failed.
     #[error("failed to execute the tool: {errno}")]
-    Exec { errno: Errno },
+    Exec {
+        /// The error number the tool's exec failed with.
+        errno: Errno,
+    },
+    /// Running the tool under runsc failed.
     #[error("failed to run the tool under runsc: {message}")]
-    Runsc { message: String },
+    Runsc {
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl SandboxError {

@@ -58,6 +58,7 @@ impl Executable {
 /// One run's input.
 #[derive(Debug)]
 pub struct Launch {
+    /// The tool to run.
     pub executable: Executable,
     /// Arguments after the program name (the tool's `argv[0]` is [`super::TOOL_PATH`]).
     pub args: Vec<String>,
@@ -65,6 +66,7 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Written to the tool's stdin, which is then closed (the manifest's `parameters`).
     pub stdin: Vec<u8>,
+    /// The limits the run enforces.
     pub limits: RunLimits,
 }
 

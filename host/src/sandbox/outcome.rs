@@ -90,6 +90,7 @@ pub struct Posture {
     pub network: String,
     /// The uid and gid the tool ran as (inside the sandbox).
     pub uid: u32,
+    /// The gid the tool ran as (inside the sandbox).
     pub gid: u32,
     /// no_new_privs was set.
     pub no_new_privs: bool,
@@ -100,10 +101,13 @@ pub struct Posture {
 /// The result of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Outcome {
+    /// How the tool ended.
     pub termination: Termination,
     /// The wall-clock limit was reached and the sandbox was killed.
     pub timed_out: bool,
+    /// What the tool wrote on stdout.
     pub stdout: Captured,
+    /// What the tool wrote on stderr.
     pub stderr: Captured,
     /// Wall-clock time from the tool's start to its end, milliseconds.
     pub wall_ms: u64,
@@ -111,6 +115,7 @@ pub struct Outcome {
     pub cpu_ms: u64,
     /// Peak memory of the sandbox, bytes (0 when the backend cannot tell).
     pub peak_memory_bytes: u64,
+    /// The isolation that was in force while the tool ran.
     pub posture: Posture,
 }
 

@@ -11,11 +11,17 @@ use std::path::PathBuf;
 /// The backend a run uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
+    /// The runner's own namespaces sandbox.
     Native,
-    Runsc { binary: PathBuf },
+    /// gVisor's `runsc`.
+    Runsc {
+        /// The `runsc` binary.
+        binary: PathBuf,
+    },
 }
 
 impl Backend {
+    /// `native` or `runsc`.
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Native => "native",
@@ -27,6 +33,7 @@ impl Backend {
 /// What a run will enforce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// The backend that runs the tool.
     pub backend: Backend,
     /// The AppArmor profile to exec into, when AppArmor is in force.
     pub apparmor_profile: Option<String>,

@@ -22,6 +22,7 @@ pub enum BackendChoice {
 }
 
 impl BackendChoice {
+    /// The configuration value (`auto`, `runsc`, `native`).
     pub fn as_str(self) -> &'static str {
         match self {
             BackendChoice::Auto => "auto",
@@ -63,6 +64,7 @@ pub enum Requirement {
 }
 
 impl Requirement {
+    /// The configuration value (`required`, `if-available`, `off`).
     pub fn as_str(self) -> &'static str {
         match self {
             Requirement::Required => "required",

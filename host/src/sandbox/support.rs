@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AppArmor {
     /// Enabled; the names of the loaded profiles.
-    Enabled { profiles: Vec<String> },
+    Enabled {
+        /// The loaded profiles' names.
+        profiles: Vec<String>,
+    },
     /// Not usable, and why.
     Unavailable(String),
 }
@@ -21,6 +24,7 @@ pub enum AppArmor {
 pub struct HostSupport {
     /// The runsc binary, if found.
     pub runsc: Option<PathBuf>,
+    /// Whether AppArmor is enabled, and its loaded profiles.
     pub apparmor: AppArmor,
     /// `Ok` when seccomp filters can be installed.
     pub seccomp: Result<(), String>,

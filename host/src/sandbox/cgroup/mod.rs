@@ -21,15 +21,21 @@ use std::time::Duration;
 pub enum Layout {
     /// cgroup v1: one hierarchy per controller (`cpuacct` is optional).
     V1 {
+        /// The `pids` controller's hierarchy.
         pids: PathBuf,
+        /// The `memory` controller's hierarchy.
         memory: PathBuf,
+        /// The `cpuacct` controller's hierarchy, when mounted.
         cpuacct: Option<PathBuf>,
     },
     /// cgroup v2 mounted at `root`; run cgroups go under `base`, the cgroup delegated to
     /// the runner (see `v2`), with the `controllers` of [`v2::WANTED`] it offers.
     V2 {
+        /// Where cgroup v2 is mounted.
         root: PathBuf,
+        /// The cgroup delegated to the runner; run cgroups go under it.
         base: PathBuf,
+        /// The wanted controllers it offers.
         controllers: Vec<String>,
     },
 }

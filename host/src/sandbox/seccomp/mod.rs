@@ -24,17 +24,22 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Why a filter could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
+    /// seccompiler could not compile the filter.
     #[error("failed to compile the seccomp filter")]
     Compile(#[source] seccompiler::BackendError),
+    /// The OCI seccomp section for runsc could not be built.
     #[error("failed to build the OCI seccomp section")]
     Oci(#[source] oci_spec::OciSpecError),
+    /// There is no rule table for this CPU architecture (named).
     #[error("no seccomp rule table for this architecture ({0})")]
     UnsupportedArch(&'static str),
+    /// `sandbox.seccomp_allow` names a system call this runner does not know.
     #[error(
         "sandbox.seccomp_allow names {0:?}, which is not an x86-64 system call this runner \
          knows; use the names of syscalls(2) (`edge-runner sandbox check` lists the allow list)"
     )]
     UnknownName(String),
+    /// `sandbox.seccomp_allow` names a system call the deny table refuses.
     #[error(
         "sandbox.seccomp_allow names {0:?}, which the deny table refuses (an escape or attack \
          surface no tool may reach); remove it"
