@@ -18,21 +18,37 @@ pub const HEX_LEN: usize = 64;
 /// the input, because it is attacker-chosen.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DigestError {
+    /// The text does not start with `sha256:`.
     #[error(
         "failed to parse digest \"{shown}\": it must start with \"sha256:\" (the only \
          supported algorithm)"
     )]
-    Algorithm { shown: String },
+    Algorithm {
+        /// A short, escaped prefix of the input.
+        shown: String,
+    },
+    /// The hex part is not 64 digits long.
     #[error(
         "failed to parse digest \"{shown}\": {len} hex digits after \"sha256:\", expected \
          exactly 64"
     )]
-    Length { shown: String, len: usize },
+    Length {
+        /// A short, escaped prefix of the input.
+        shown: String,
+        /// How many hex digits there are.
+        len: usize,
+    },
+    /// A character of the hex part is not a lowercase hex digit.
     #[error(
         "failed to parse digest \"{shown}\": character {position} is not a lowercase hex \
          digit (0-9, a-f); write digests in lowercase, as sha256sum prints them"
     )]
-    Character { shown: String, position: usize },
+    Character {
+        /// A short, escaped prefix of the input.
+        shown: String,
+        /// The offending character's offset in the hex part, from 0.
+        position: usize,
+    },
 }
 
 /// A syntactically valid SHA-256 digest. Its text is `sha256:` + 64 lowercase hex digits,

@@ -32,65 +32,106 @@ const MAX_LINK_HOPS: usize = 40;
 /// Why a path is not trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum PermError {
+    /// Reading metadata or opening a component on the way failed.
     #[error("failed to inspect {what} {path}")]
     Inspect {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
         what: &'static str,
+        /// The path checked.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The path is owned by neither the runner nor root.
     #[error(
         "{what} {path} is owned by uid {owner}, not by the runner (uid {runner}); \
          fix with: chown {runner} {path}"
     )]
     Owner {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
         what: &'static str,
+        /// The path checked.
         path: PathBuf,
+        /// Its owner's uid.
         owner: u32,
+        /// The runner's effective uid.
         runner: u32,
     },
+    /// The path is writable by group or others.
     #[error(
         "{what} {path} is writable by group or others (mode {mode:04o}); \
          fix with: chmod go-w {path}"
     )]
     Writable {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
         what: &'static str,
+        /// The path checked.
         path: PathBuf,
+        /// Its permission bits.
         mode: u32,
     },
+    /// A directory above the path is owned by neither root nor the runner.
     #[error(
         "the directory {dir} above {what} {path} is owned by uid {owner}, neither root nor \
          the runner (uid {runner}), so its owner could swap {path}; move the file to a \
          directory owned by root, or fix with: chown root {dir}"
     )]
     AncestorOwner {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
         what: &'static str,
+        /// The path checked.
         path: PathBuf,
+        /// The directory.
         dir: PathBuf,
+        /// The directory owner's uid.
         owner: u32,
+        /// The runner's effective uid.
         runner: u32,
     },
+    /// A directory above the path is writable by group or others (and not sticky).
     #[error(
         "the directory {dir} above {what} {path} is writable by group or others (mode \
          {mode:04o}), so they could swap {path}; fix with: chmod go-w {dir}"
     )]
     AncestorWritable {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
         what: &'static str,
+        /// The path checked.
         path: PathBuf,
+        /// The directory.
         dir: PathBuf,
+        /// Its permission bits.
         mode: u32,
     },
+    /// The final component is a symbolic link.
     #[error("{what} {path} is a symbolic link; point the configuration at the real path")]
-    Symlink { what: &'static str, path: PathBuf },
+    Symlink {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
+        what: &'static str,
+        /// The path checked.
+        path: PathBuf,
+    },
+    /// The final component is not the kind of file expected.
     #[error("{what} {path} is {kind}, not a {expected}; point the configuration at a {expected}")]
     Kind {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
         what: &'static str,
+        /// The path checked.
         path: PathBuf,
+        /// What it is.
         kind: &'static str,
+        /// What it had to be (`regular file`, `directory`).
         expected: &'static str,
     },
+    /// The walk followed more than 40 symbolic links.
     #[error("{what} {path}: more than {MAX_LINK_HOPS} symbolic links on the way")]
-    TooManyLinks { what: &'static str, path: PathBuf },
+    TooManyLinks {
+        /// What the path is, as messages name it (`configuration`, `armory index`, ...).
+        what: &'static str,
+        /// The path checked.
+        path: PathBuf,
+    },
 }
 
 /// What the final component must be.

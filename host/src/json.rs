@@ -14,10 +14,13 @@ use std::fmt;
 /// Why a document was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JsonError {
+    /// Not JSON (the parser's message).
     #[error("not valid JSON: {0}")]
     Syntax(String),
+    /// An object has the same member twice (named).
     #[error("duplicate member \"{0}\"")]
     DuplicateMember(String),
+    /// Nested deeper than the limit (given).
     #[error("nested deeper than {0} levels")]
     TooDeep(usize),
 }

@@ -51,10 +51,13 @@ pub struct Header {
 pub struct ParsedJws {
     /// The compact serialization as received (after trimming surrounding whitespace).
     pub compact: String,
+    /// The decoded protected header.
     pub header: Header,
     /// `BASE64URL(header) || '.' || BASE64URL(payload)`, the bytes that were signed.
     signing_input_len: usize,
+    /// The decoded payload bytes.
     pub payload: Vec<u8>,
+    /// The decoded signature bytes.
     pub signature: Vec<u8>,
 }
 

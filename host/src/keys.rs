@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 /// Caps on the key set file.
 pub const MAX_KEYSET_BYTES: u64 = 1024 * 1024;
+/// Most keys in one key set.
 pub const MAX_KEYS: usize = 256;
+/// Longest `kid` accepted, in bytes.
 pub const MAX_KID_LEN: usize = 128;
 
 /// Members that only a private key has (RFC 7518 section 6). A verification key set on
@@ -30,26 +32,52 @@ pub enum KeysError {
     /// The key set, or a directory above it, could have been swapped by another user.
     #[error(transparent)]
     Untrusted(#[from] crate::fsperm::PermError),
+    /// The key set file could not be read.
     #[error("failed to read key set {path}")]
     Read {
+        /// The key set file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The key set file is over [`MAX_KEYSET_BYTES`].
     #[error("key set {path} is {size} bytes; the limit is {MAX_KEYSET_BYTES}")]
-    TooLarge { path: PathBuf, size: u64 },
+    TooLarge {
+        /// The key set file.
+        path: PathBuf,
+        /// Its size, in bytes.
+        size: u64,
+    },
+    /// The key set holds an HMAC secret and is readable by group or others.
     #[error(
         "key set {path} holds shared HMAC secrets (kty \"oct\") but is readable by group or \
          others (mode {mode:04o}); fix with: chmod 600 {path}"
     )]
-    SecretReadable { path: PathBuf, mode: u32 },
+    SecretReadable {
+        /// The key set file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is not a JWKS this runner accepts.
     #[error("key set {path} is not a valid JWKS: {problem}")]
-    Malformed { path: PathBuf, problem: String },
+    Malformed {
+        /// The key set file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// One key in the set was refused.
     #[error("key set {path}: key #{index} ({kid}) is refused: {problem}")]
     BadKey {
+        /// The key set file.
         path: PathBuf,
+        /// The key's position in `keys`, from 0.
         index: usize,
+        /// The key's `kid`, made printable (`?` when it has none).
         kid: String,
+        /// Why it was refused.
         problem: String,
     },
 }
@@ -57,8 +85,11 @@ pub enum KeysError {
 /// One verification key.
 #[derive(Clone)]
 pub struct Key {
+    /// The key id, unique within the set.
     pub kid: String,
+    /// The JWS algorithm the key is for; the key, never the token header, decides it.
     pub alg: String,
+    /// The JWK key type (`kty`).
     pub kty: String,
     /// Every member whose value is a string, as handed to the verifier plugin.
     pub members: Vec<(String, String)>,
@@ -181,14 +212,17 @@ impl KeySet {
         self.keys.get(kid)
     }
 
+    /// The keys, in `kid` order.
     pub fn iter(&self) -> impl Iterator<Item = &Key> {
         self.keys.values()
     }
 
+    /// How many keys the set holds.
     pub fn len(&self) -> usize {
         self.keys.len()
     }
 
+    /// Whether the set holds no keys.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }

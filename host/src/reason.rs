@@ -192,7 +192,9 @@ impl fmt::Display for Reason {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{reason}: {message}")]
 pub struct Refusal {
+    /// The stable reason code.
     pub reason: Reason,
+    /// What to do about it, for a person; never secret material.
     pub message: String,
 }
 

@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 /// Algorithms this module can sign with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SignAlg {
+    /// HMAC with SHA-256 (RFC 7518 section 3.2), a shared secret.
     #[value(name = "HS256")]
     Hs256,
+    /// ECDSA on P-256 with SHA-256 (RFC 7518 section 3.4).
     #[value(name = "ES256")]
     Es256,
     /// Ed25519 under the polymorphic `alg` of RFC 8037.
@@ -29,6 +31,7 @@ pub enum SignAlg {
 }
 
 impl SignAlg {
+    /// The JWS `alg` name.
     pub fn as_str(self) -> &'static str {
         match self {
             SignAlg::Hs256 => "HS256",
@@ -39,24 +42,42 @@ impl SignAlg {
     }
 }
 
+/// A signing key could not be loaded or generated.
 #[derive(Debug, thiserror::Error)]
 pub enum SignError {
+    /// The key file could not be read.
     #[error("failed to read signing key {path}")]
     Read {
+        /// The key file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a signing key this module accepts.
     #[error("signing key {path} is invalid: {problem}")]
-    Invalid { path: PathBuf, problem: String },
+    Invalid {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The file holds no key with the requested `kid`.
     #[error("no key with kid \"{kid}\" in {path}")]
-    NoSuchKid { path: PathBuf, kid: String },
+    NoSuchKid {
+        /// The key file.
+        path: PathBuf,
+        /// The `kid` asked for.
+        kid: String,
+    },
+    /// The system's random source failed while generating a key.
     #[error("failed to gather randomness for key generation: {0}")]
     Random(String),
 }
 
 /// A private signing key with its id.
 pub struct SigningKey {
+    /// The key id (`kid`) signatures name.
     pub kid: String,
     secret: Secret,
 }
@@ -131,6 +152,7 @@ impl SigningKey {
             })
     }
 
+    /// The algorithm this key signs with.
     pub fn alg(&self) -> SignAlg {
         match self.secret {
             Secret::Hs256(_) => SignAlg::Hs256,

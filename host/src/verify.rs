@@ -89,6 +89,7 @@ impl SignatureVerifier {
         Ok(Self { keys, verifiers })
     }
 
+    /// The key set signatures are checked against.
     pub fn keys(&self) -> &KeySet {
         &self.keys
     }

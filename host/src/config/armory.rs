@@ -20,6 +20,7 @@ pub enum AuthorizationMode {
 }
 
 impl AuthorizationMode {
+    /// The configuration value (`signed`, `local`).
     pub fn as_str(self) -> &'static str {
         match self {
             AuthorizationMode::Signed => "signed",

@@ -22,16 +22,27 @@ pub const ENV_VAR: &str = "EDGE_RUNNER_CONFIG";
 /// Largest configuration file accepted.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
+/// The configuration file could not be read or is not valid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("failed to read configuration {path}")]
     Read {
+        /// The configuration file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a configuration this runner accepts (untrusted, too large, bad TOML
+    /// or a bad value).
     #[error("configuration {path} is invalid: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, naming the setting.
+        message: String,
+    },
 }
 
 /// The whole configuration.
@@ -57,8 +68,10 @@ pub struct Config {
     /// `[runner]`: who this runner is (the audience tasks must name).
     #[serde(default)]
     pub runner: RunnerConfig,
+    /// `[plugins]`: plugin call limits, verifier choices and the mapper plugin.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// `[input]`: caps on the task as received.
     #[serde(default)]
     pub input: InputConfig,
     /// `[sandbox]`: backend, required protections, identity, view and default limits.
@@ -209,6 +222,7 @@ impl Default for PluginsConfig {
 }
 
 impl PluginsConfig {
+    /// The fuel and memory budgets of one plugin call, from `fuel` and `memory_bytes`.
     pub fn limits(&self) -> PluginLimits {
         PluginLimits {
             fuel: self.fuel,
@@ -217,6 +231,7 @@ impl PluginsConfig {
         }
     }
 
+    /// The `[plugins.verifiers]` entries, as the plugin loader takes them.
     pub fn verifier_overrides(&self) -> BTreeMap<String, VerifierChoice> {
         self.verifiers
             .iter()
@@ -237,6 +252,7 @@ impl PluginsConfig {
 pub enum VerifierSetting {
     /// An embedded backend, by the name `edge-runner plugins` lists.
     Backend(String),
+    /// A plugin file pinned by its sha256.
     File(PluginFileConfig),
 }
 
@@ -272,12 +288,14 @@ impl<'de> Deserialize<'de> for VerifierSetting {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginFileConfig {
+    /// The plugin file.
     pub path: PathBuf,
     /// `sha256:<64 lowercase hex>` of the file. Required: an unpinned plugin is refused.
     pub sha256: String,
 }
 
 impl PluginFileConfig {
+    /// The file with its pin, as the plugin loader takes it.
     pub fn pinned(&self) -> PinnedFile {
         PinnedFile {
             path: self.path.clone(),

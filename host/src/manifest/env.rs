@@ -179,6 +179,7 @@ pub fn denied_env_names() -> impl Iterator<Item = &'static str> {
     DENIED_ENV.iter().map(|(n, _)| *n)
 }
 
+/// The denied name prefixes (each ends with `_`), for the schema and docs.
 pub fn denied_env_prefixes() -> impl Iterator<Item = &'static str> {
     DENIED_ENV_PREFIXES.iter().map(|(p, _)| *p)
 }

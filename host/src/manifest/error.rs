@@ -10,106 +10,175 @@ use crate::reason::{Reason, Refuse};
 /// written as `task_context.tenant_id`, `env.LD_PRELOAD` or `args[3]`.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
+    /// The payload is not strict JSON.
     #[error("failed to parse the manifest as strict JSON")]
     Json {
+        /// What the strict parser refused.
         #[source]
         source: JsonError,
     },
+    /// The payload is not a JSON object.
     #[error("failed to decode the manifest: the payload is not a JSON object")]
     NotObject,
+    /// A required field is missing.
     #[error("failed to decode the manifest: required field \"{field}\" is missing")]
-    Missing { field: &'static str },
+    Missing {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field has the wrong JSON type.
     #[error("failed to decode the manifest: field \"{field}\" must be {expected}")]
     Type {
+        /// The field.
         field: String,
+        /// The type it must have, as a phrase (`a string`, ...).
         expected: &'static str,
     },
+    /// The manifest has a field version 1 does not define.
     #[error(
         "failed to decode the manifest: unknown field \"{field}\" (manifest version 1 does \
          not define it; see `edge-runner manifest schema`)"
     )]
-    Unknown { field: String },
+    Unknown {
+        /// The field.
+        field: String,
+    },
+    /// A field's value breaks its rule.
     #[error("failed to decode the manifest: field \"{field}\" {problem}")]
-    Invalid { field: String, problem: String },
+    Invalid {
+        /// The field.
+        field: String,
+        /// What is wrong, as a phrase that follows the field's name.
+        problem: String,
+    },
+    /// `manifest_version` is not `1`.
     #[error(
         "failed to decode the manifest: manifest_version \"{found}\" is not supported; this \
          runner reads version \"1\""
     )]
-    Version { found: String },
+    Version {
+        /// The version found.
+        found: String,
+    },
+    /// `env` sets a variable on the denylist.
     #[error(
         "failed to decode the manifest: field \"env.{name}\" sets a refused environment \
          variable ({why}); remove it from the manifest"
     )]
-    EnvForbidden { name: String, why: &'static str },
+    EnvForbidden {
+        /// The variable's name.
+        name: String,
+        /// Why it is denied.
+        why: &'static str,
+    },
+    /// The task has no `aud`, and the policy requires one.
     #[error(
         "the task names no audience (\"aud\"): it would run on every runner that trusts its \
          signer; sign it for this runner's id or pool (manifest sign --aud), or relax \
          claims.require_audience"
     )]
     AudienceMissing,
+    /// `aud` names neither this runner's id nor one of its pools.
     #[error(
         "the task is for {aud}, not for this runner ({runner}); it must be sent to a runner \
          it names"
     )]
-    AudienceMismatch { aud: String, runner: String },
+    AudienceMismatch {
+        /// The audiences the task names, comma-separated.
+        aud: String,
+        /// This runner's id and pools, comma-separated.
+        runner: String,
+    },
+    /// The JWS header's `typ` is not the task type (or names an authorization statement).
     #[error(
         "the JWS header typ is {found}, not \"edge-runner-task+jws\" (RFC 8725 section \
          3.11): this is not a task; sign tasks with `edge-runner manifest sign`, or relax \
          claims.require_typ"
     )]
-    TypInvalid { found: String },
+    TypInvalid {
+        /// The `typ` found, quoted, with a note when it is a statement's.
+        found: String,
+    },
+    /// `env` sets a variable the runner's allow list does not name.
     #[error(
         "failed to decode the manifest: field \"env.{name}\" is not on this runner's allow \
          list of tool environment variables; remove it from the manifest, or have the \
          operator allow it ([env] allow, or [env.tools.\"<digest>\"] allow for one tool)"
     )]
-    EnvNotAllowed { name: String },
+    EnvNotAllowed {
+        /// The variable's name.
+        name: String,
+    },
+    /// `tool_sha256` is not a valid digest.
     #[error("failed to decode the manifest: field \"tool_sha256\" is not a valid digest")]
     Digest {
+        /// What is wrong with it.
         #[source]
         source: DigestError,
     },
+    /// A limit asks for more than the runner's maximum.
     #[error(
         "field \"limits.{name}\" asks for {requested}, above this runner's maximum of {max} \
          (limits.max_{name} in its configuration); ask for less"
     )]
     LimitExceeded {
+        /// The limit, without the `limits.` prefix.
         name: &'static str,
+        /// The value asked for, in the limit's unit.
         requested: u64,
+        /// The runner's maximum, in the same unit.
         max: u64,
     },
+    /// A limit asks for less than the sandbox's minimum.
     #[error(
         "limits.{name} asks for {requested}, below the sandbox's minimum of {min}; ask for \
          at least that much (or leave it out to get the runner's default)"
     )]
     LimitTooSmall {
+        /// The limit, without the `limits.` prefix.
         name: &'static str,
+        /// The value asked for, in the limit's unit.
         requested: u64,
+        /// The minimum, in the same unit.
         min: u64,
     },
+    /// The task has expired.
     #[error(
         "the manifest expired at {expires_at} (now {now}, clock skew allowance {skew_secs} s); \
          request a freshly signed task"
     )]
     Expired {
+        /// The task's `expires_at`.
         expires_at: String,
+        /// The checking time.
         now: String,
+        /// The clock skew allowed, in seconds.
         skew_secs: u64,
     },
+    /// The task's `issued_at` is in the future, beyond the allowed skew.
     #[error(
         "the manifest is not valid before {issued_at} (now {now}, clock skew allowance \
          {skew_secs} s); check the clocks of the signer and of this host"
     )]
     NotYetValid {
+        /// The task's `issued_at`.
         issued_at: String,
+        /// The checking time.
         now: String,
+        /// The clock skew allowed, in seconds.
         skew_secs: u64,
     },
+    /// `expires_at` is further after `issued_at` than the runner accepts.
     #[error(
         "the manifest is valid for {lifetime_secs} s (issued_at to expires_at); this runner \
          accepts at most {max_secs} s (claims.max_manifest_age_secs); sign a shorter-lived task"
     )]
-    LifetimeTooLong { lifetime_secs: i64, max_secs: u64 },
+    LifetimeTooLong {
+        /// The task's lifetime, in seconds.
+        lifetime_secs: i64,
+        /// The longest accepted, in seconds (`claims.max_manifest_age_secs`).
+        max_secs: u64,
+    },
 }
 
 impl ManifestError {

@@ -57,10 +57,14 @@ const LIMIT_FIELDS: &[&str] = &["timeout_ms", "memory_bytes", "output_bytes"];
 /// Who asked for the task and why (`task_context`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskContext {
+    /// The caller's id for the task.
     pub task_id: String,
+    /// The tenant the task runs for; nonces are unique per tenant.
     pub tenant_id: String,
+    /// Who asked for the task, when given.
     pub operator_id: Option<String>,
     pub(crate) source: Option<String>,
+    /// The action the task performs, when given.
     pub action: Option<String>,
 }
 
@@ -68,6 +72,7 @@ pub struct TaskContext {
 /// defaults, never above the configured maxima.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
+    /// Wall-clock limit, in milliseconds.
     pub timeout_ms: u64,
     pub(crate) memory_bytes: u64,
     pub(crate) output_bytes: u64,
@@ -103,6 +108,7 @@ impl CheckedManifest {
     pub fn alg(&self) -> &str {
         &self.alg
     }
+    /// Who asked for the task and why.
     pub fn task(&self) -> &TaskContext {
         &self.task
     }
@@ -113,6 +119,7 @@ impl CheckedManifest {
     pub fn tool(&self) -> &Digest {
         &self.tool
     }
+    /// The tool's arguments, in order.
     pub fn args(&self) -> &[String] {
         &self.args
     }
@@ -143,15 +150,19 @@ impl CheckedManifest {
     pub fn audience(&self) -> Option<&[String]> {
         self.audience.as_deref()
     }
+    /// The task's nonce: it runs at most once per tenant and nonce.
     pub fn nonce(&self) -> &str {
         &self.nonce
     }
+    /// When the task was issued (`issued_at`).
     pub fn issued_at(&self) -> DateTime<Utc> {
         self.issued_at
     }
+    /// When the task expires (`expires_at`).
     pub fn expires_at(&self) -> DateTime<Utc> {
         self.expires_at
     }
+    /// The limits in force for the task.
     pub fn limits(&self) -> Limits {
         self.limits
     }

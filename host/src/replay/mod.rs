@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 /// Names under the state directory.
 pub const STORE_DIR: &str = "replay";
+/// The lock file serializing the store's transactions, inside [`STORE_DIR`].
 pub(crate) const LOCK_FILE: &str = "replay.lock";
 /// The store of an earlier development version (a redb database). Its records are not
 /// carried over, so its presence stops the runner instead of silently forgetting them.
@@ -55,50 +56,85 @@ const FIX: &str = "every task is refused until this is fixed. If the store is da
      it aside; that forgets the recorded nonces, so first keep the runner stopped for \
      claims.max_manifest_age_secs + 600 seconds, after which no recorded task is valid";
 
+/// Why the replay check refused a task or could not decide.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// The (tenant, nonce) pair was already recorded: the task is a replay.
     #[error(
         "nonce \"{nonce}\" of tenant \"{tenant}\" was already used (recorded at {first_seen}); \
          a signed task runs at most once: request a new task"
     )]
     Replayed {
+        /// The task's tenant.
         tenant: String,
+        /// The task's nonce.
         nonce: String,
+        /// When the pair was first recorded.
         first_seen: String,
     },
+    /// The store directory failed the ownership and permission checks.
     #[error("failed to trust the replay store at {path}; {FIX}")]
     Untrusted {
+        /// The store directory.
         path: PathBuf,
+        /// What the check found.
         #[source]
         source: PermError,
     },
+    /// A file operation on the store failed.
     #[error("failed to use the replay store at {path} ({action}); {FIX}")]
     Io {
+        /// The file or directory operated on.
         path: PathBuf,
+        /// The operation, as a verb.
         action: &'static str,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
+    /// Another process held the store's lock past the timeout.
     #[error(
         "failed to lock the replay store {path}: another process held it for {waited_ms} ms; \
          {FIX}"
     )]
-    LockTimeout { path: PathBuf, waited_ms: u128 },
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this process waited, in milliseconds.
+        waited_ms: u128,
+    },
+    /// A file in the store was not written by it.
     #[error("failed to use the replay store: {path} was not written by it ({what}); {FIX}")]
-    Corrupt { path: PathBuf, what: &'static str },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: &'static str,
+    },
+    /// The fleet's shared replay guard could not be reached or answered wrongly.
     #[error(
         "failed to use the fleet's replay guard ({what}): {message}; every task is refused until it is reachable"
     )]
-    Remote { what: &'static str, message: String },
+    Remote {
+        /// The operation that failed.
+        what: &'static str,
+        /// The error it gave.
+        message: String,
+    },
+    /// The store of an earlier development version is present.
     #[error(
         "failed to use the replay store: {path} is the store of an earlier version, whose \
          records are not carried over. Keep the runner stopped for \
          claims.max_manifest_age_secs + 600 seconds, then delete it"
     )]
-    Legacy { path: PathBuf },
+    Legacy {
+        /// Its path.
+        path: PathBuf,
+    },
 }
 
 impl ReplayError {
+    /// The stable reason code: `replayed_nonce` for a replay, else `replay_store_unavailable`.
     pub fn reason(&self) -> Reason {
         match self {
             ReplayError::Replayed { .. } => Reason::ReplayedNonce,
