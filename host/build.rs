@@ -90,7 +90,12 @@ fn run() -> Result<(), String> {
     // tests work); the component is produced here with `--crate-type cdylib`.
     let entries = read_shipped(&workspace.join(SHIPPED))?;
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    for entry in &entries {
+    // Builds with features first: each is copied to its own file right after its build,
+    // while a crate's plain build is read from the file cargo writes, which a later
+    // feature build of the same crate would overwrite.
+    let mut order: Vec<&Entry> = entries.iter().collect();
+    order.sort_by_key(|e| e.features.is_empty());
+    for entry in order {
         let package = entry.package.as_str();
         let mut cmd = Command::new(&cargo);
         cmd.current_dir(&workspace)

@@ -17,6 +17,7 @@ mod support;
 mod armory;
 mod backends;
 mod cli_verify;
+mod contract;
 mod eddsa;
 mod events;
 mod fleet;

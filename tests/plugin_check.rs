@@ -147,42 +147,49 @@ fn a_file_that_is_not_a_component_exits_2_with_a_sentence() {
 }
 
 #[test]
-fn the_verifier_template_builds_with_one_command_and_passes_plugin_check() {
+fn the_verifier_and_mapper_templates_build_with_one_command_and_pass_plugin_check() {
     let dir = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(bin())
-        .args(["plugin", "new", "verifier", "tmpl-check", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let root = dir.path().join("tmpl-check");
-    // The one command, offline: the template pins this release's Cargo.lock, whose crates
-    // the workspace build already fetched. A shared target directory keeps reruns fast.
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/template");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let o = std::process::Command::new(cargo)
-        .args(["build", "--release", "--offline"])
-        .current_dir(&root)
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let wasm = target.join("wasm32-wasip2/release/tmpl_check.wasm");
-    let (code, r) = report(&wasm);
-    assert_eq!(code, Some(0), "{:#?}", failed(&r));
-    assert_eq!(r["plugin"], "tmpl-check");
-    // An existing directory is never overwritten.
-    let o = std::process::Command::new(bin())
-        .args(["plugin", "new", "verifier", "tmpl-check", "--dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
+    for (kind, name) in [("verifier", "tmpl-check"), ("mapper", "tmpl-mapper")] {
+        let o = std::process::Command::new(bin())
+            .args(["plugin", "new", kind, name, "--dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let root = dir.path().join(name);
+        // The one command, offline: the template pins this release's Cargo.lock, whose
+        // crates the workspace build already fetched. A shared target directory keeps
+        // reruns fast.
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/template");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let o = std::process::Command::new(cargo)
+            .args(["build", "--release", "--offline"])
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let wasm = target.join(format!(
+            "wasm32-wasip2/release/{}.wasm",
+            name.replace('-', "_")
+        ));
+        let (code, r) = report(&wasm);
+        assert_eq!(code, Some(0), "{kind}: {:#?}", failed(&r));
+        assert_eq!(r["plugin"], name);
+        assert_eq!(r["kind"], kind);
+        // An existing directory is never overwritten.
+        let o = std::process::Command::new(bin())
+            .args(["plugin", "new", kind, name, "--dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2));
+    }
 }

@@ -66,6 +66,11 @@ pub fn fixture_path(name: &str) -> PathBuf {
         "weak-es256" => env!("EDGE_RUNNER_FIXTURE_WEAK_ES256"),
         "declares-twice" => env!("EDGE_RUNNER_FIXTURE_DECLARES_TWICE"),
         "declares-none" => env!("EDGE_RUNNER_FIXTURE_DECLARES_NONE"),
+        "hs256-contract-0-1" => env!("EDGE_RUNNER_FIXTURE_HS256_CONTRACT_0_1"),
+        "cloudevents-mapper-contract-0-1" => {
+            env!("EDGE_RUNNER_FIXTURE_CLOUDEVENTS_MAPPER_CONTRACT_0_1")
+        }
+        "future-contract" => env!("EDGE_RUNNER_FIXTURE_FUTURE_CONTRACT"),
         other => panic!("unknown fixture {other}"),
     })
 }

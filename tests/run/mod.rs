@@ -27,6 +27,7 @@ mod config_check;
 mod demo;
 mod denials;
 mod outcomes;
+mod reaping;
 mod signed;
 
 use serde_json::{Value, json};

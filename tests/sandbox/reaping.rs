@@ -1,6 +1,7 @@
 //! Issue 12 item 6: nothing a run starts outlives it, alive or as a zombie in the run's
 //! cgroup (a tool's double-forked daemon, runsc's helpers, also on the kill path). The
-//! runner is not (yet) a child subreaper: see `host/src/sandbox/reaper.rs`.
+//! native backend's init reaps inside its pid namespace; runsc's tree is reaped by the
+//! run's reaper (`host/src/sandbox/runsc/reaper.rs`), a per-run child subreaper.
 
 use super::*;
 
@@ -48,8 +49,8 @@ fn double_forked_sleepers_and_runsc_helpers_are_reaped_before_the_run_returns() 
         }
         // The kill path: at the timeout everything in the run's cgroup gets SIGKILL at once,
         // `runsc run` with its sandbox and gofer, which lose their parent. Without the
-        // subreaper they would go to the host's init (which, on this kind of host, reaps
-        // nothing) and stay zombies.
+        // run's reaper they would go to the host's init (which, on this kind of host,
+        // reaps nothing) and stay zombies.
         let o = world.run(
             backend,
             &["spin"],

@@ -18,17 +18,21 @@ pub struct PluginArgs {
 pub enum PluginCommand {
     Check(CheckArgs),
     New(NewArgs),
+    Wit(WitArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum TemplateKind {
     Verifier,
+    Mapper,
 }
 
 /// Write a new plugin crate that builds with one command and passes `plugin check`.
 ///
 /// The verifier template implements HS256 completely; comments marked ALGORITHM say where
-/// another algorithm goes. It carries this release's wit/plugin.wit and Cargo.lock.
+/// another algorithm goes. The mapper template emits a completed and a denied event type
+/// with the linkage fields kept; comments marked EVENT say what to change. Each carries
+/// this release's wit/plugin.wit and Cargo.lock.
 ///
 /// Example: edge-runner plugin new verifier my-verifier --dir ~/src
 #[derive(Debug, Args)]
@@ -65,11 +69,41 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// Print the plugin contract (WIT package `edge-runner:plugin`) this binary implements.
+///
+/// A plugin author builds against it: save it as `wit/plugin.wit` of the plugin crate
+/// (what `plugin new` does), or as `wit/deps/edge-runner-plugin/plugin.wit` to use the
+/// package from a world of one's own. `--version 0.1.0` prints the previous version,
+/// which this binary still loads through an adapter.
+///
+/// Example: edge-runner plugin wit > wit/plugin.wit
+#[derive(Debug, Args)]
+pub struct WitArgs {
+    /// The package version to print.
+    #[arg(long, default_value = edge_runner::plugins::contract::CURRENT,
+          value_parser = clap::builder::PossibleValuesParser::new(edge_runner::plugins::contract::SUPPORTED))]
+    pub version: String,
+}
+
 pub fn run(global: &Global, args: PluginArgs) -> CmdResult {
     match args.command {
         PluginCommand::Check(a) => check(global, a),
         PluginCommand::New(a) => new(a),
+        PluginCommand::Wit(a) => wit(a),
     }
+}
+
+fn wit(args: WitArgs) -> CmdResult {
+    let text = if args.version == edge_runner::plugins::contract::CURRENT {
+        WIT
+    } else {
+        WIT_0_1
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write to stdout")))?;
+    Ok(Exit::Ok)
 }
 
 fn check(global: &Global, args: CheckArgs) -> CmdResult {
@@ -148,10 +182,14 @@ fn check(global: &Global, args: CheckArgs) -> CmdResult {
 
 const TEMPLATE_CARGO: &str = include_str!("template/Cargo.toml.txt");
 const TEMPLATE_VERIFIER: &str = include_str!("template/verifier.rs.txt");
+const TEMPLATE_MAPPER: &str = include_str!("template/mapper.rs.txt");
+const TEMPLATE_MAPPER_CARGO: &str = include_str!("template/mapper-Cargo.toml.txt");
+const TEMPLATE_MAPPER_README: &str = include_str!("template/mapper-README.md.txt");
 const TEMPLATE_README: &str = include_str!("template/README.md.txt");
 const TEMPLATE_CARGO_CONFIG: &str = "[build]\ntarget = \"wasm32-wasip2\"\n";
 /// The contract and the versions this release was built and tested with.
 const WIT: &str = include_str!("../../../wit/plugin.wit");
+const WIT_0_1: &str = include_str!("../../../wit/compat/0.1.0/plugin.wit");
 const LOCK: &str = include_str!("../../../Cargo.lock");
 
 fn new(args: NewArgs) -> CmdResult {
@@ -170,7 +208,10 @@ fn new(args: NewArgs) -> CmdResult {
             edge_runner::text::printable(&args.name)
         )));
     }
-    let TemplateKind::Verifier = args.kind;
+    let (source, cargo, readme) = match args.kind {
+        TemplateKind::Verifier => (TEMPLATE_VERIFIER, TEMPLATE_CARGO, TEMPLATE_README),
+        TemplateKind::Mapper => (TEMPLATE_MAPPER, TEMPLATE_MAPPER_CARGO, TEMPLATE_MAPPER_README),
+    };
     let root = args.dir.join(&args.name);
     if root.exists() {
         return Err(usage(format!(
@@ -183,12 +224,12 @@ fn new(args: NewArgs) -> CmdResult {
             .replace("{{STEM}}", &args.name.replace('-', "_"))
     };
     let files = [
-        ("Cargo.toml", fill(TEMPLATE_CARGO)),
+        ("Cargo.toml", fill(cargo)),
         ("Cargo.lock", LOCK.to_owned()),
         (".cargo/config.toml", TEMPLATE_CARGO_CONFIG.to_owned()),
-        ("src/lib.rs", fill(TEMPLATE_VERIFIER)),
+        ("src/lib.rs", fill(source)),
         ("wit/plugin.wit", WIT.to_owned()),
-        ("README.md", fill(TEMPLATE_README)),
+        ("README.md", fill(readme)),
     ];
     for (path, text) in files {
         let file = root.join(path);
@@ -213,3 +254,4 @@ fn new(args: NewArgs) -> CmdResult {
     .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write to stdout")))?;
     Ok(Exit::Ok)
 }
+

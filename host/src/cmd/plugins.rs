@@ -44,6 +44,7 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
             "active": row.active,
             "default": row.default,
             "version": row.version,
+            "contract": row.contract,
             "origin": row.origin,
             "sha256": row.sha256,
             "imports": imports,
@@ -55,6 +56,7 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
         "backend": mapper.name,
         "active": true,
         "version": mapper.version,
+        "contract": mapper.contract().version(),
         "origin": mapper.origin.to_string(),
         "sha256": mapper.sha256,
     }));
@@ -64,17 +66,17 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
             .map_err(std::io::Error::other)
             .and_then(|()| writeln!(out))
     } else {
-        let line = |out: &mut std::io::StdoutLock<'_>, cols: [&str; 7]| {
+        let line = |out: &mut std::io::StdoutLock<'_>, cols: [&str; 8]| {
             writeln!(
                 out,
-                "{:<9} {:<8} {:<20} {:<6} {:<7} {:<10} {}",
-                cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6]
+                "{:<9} {:<8} {:<20} {:<6} {:<7} {:<8} {:<10} {}",
+                cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7]
             )
         };
         let mut r = line(
             &mut out,
             [
-                "KIND", "ALG", "BACKEND", "ACTIVE", "DEFAULT", "ORIGIN", "SHA256",
+                "KIND", "ALG", "BACKEND", "ACTIVE", "DEFAULT", "CONTRACT", "ORIGIN", "SHA256",
             ],
         );
         for row in &catalogue {
@@ -87,6 +89,7 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
                         &row.backend,
                         if row.active { "*" } else { "" },
                         if row.default { "yes" } else { "" },
+                        row.contract,
                         &row.origin,
                         &row.sha256,
                     ],
@@ -103,6 +106,7 @@ pub fn run(global: &Global, args: PluginsArgs) -> CmdResult {
                     &mapper.name,
                     "*",
                     "",
+                    mapper.contract().version(),
                     &origin,
                     &mapper.sha256,
                 ],

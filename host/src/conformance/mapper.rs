@@ -154,14 +154,15 @@ pub(crate) fn check(host: &PluginHost, plugin: MapperPlugin) -> Vec<Row> {
     let mut rows = vec![Row::pass(
         "info: loads",
         format!(
-            "{} {}: event types {}",
+            "{} {}: event types {} (contract {})",
             plugin.name,
             plugin.version,
             if plugin.event_types.is_empty() {
                 "(none listed)".to_owned()
             } else {
                 plugin.event_types.join(", ")
-            }
+            },
+            plugin.contract().version()
         ),
     )];
     let records = records();

@@ -115,10 +115,11 @@ fn info_rows(plugin: &VerifierPlugin) -> Vec<Row> {
     rows.push(Row::pass(
         "info: loads, declares algorithms once",
         format!(
-            "{} {}: {}",
+            "{} {}: {} (contract {})",
             plugin.name,
             plugin.version,
-            declared.join(", ")
+            declared.join(", "),
+            plugin.contract().version()
         ),
     ));
     if !plugin.imports.is_empty() {

@@ -5,9 +5,9 @@
 //! (events uses plugins, never the reverse). It does not judge the plugin's answer (that
 //! is `events::validate`) and does not decide what to emit on failure (`events::mapper`).
 
-use super::bindings::mapper::EventMapperPluginPre;
-/// The WIT `event-mapper` records, as bindgen generated them.
-pub(crate) use super::bindings::mapper::exports::edge_runner::plugin::event_mapper as wit;
+/// The WIT `event-mapper` records of the current contract, as bindgen generated them.
+pub(crate) use super::contract::mapper_wit as wit;
+use super::contract::{self, Contract, MapperInstance, MapperPre};
 use super::{
     FaultKind, LoadedBytes, Origin, PinnedFile, PluginError, PluginFault, PluginHost, embedded,
     plugin_text, store,
@@ -33,7 +33,14 @@ pub struct MapperPlugin {
     pub origin: Origin,
     /// The component's digest (`sha256:<hex>`).
     pub sha256: String,
-    pre: EventMapperPluginPre<store::PluginState>,
+    pre: MapperPre,
+}
+
+impl MapperPlugin {
+    /// The contract version the plugin was built against (0.1 plugins are adapted).
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
 }
 
 impl fmt::Debug for MapperPlugin {
@@ -44,6 +51,7 @@ impl fmt::Debug for MapperPlugin {
             .field("event_types", &self.event_types)
             .field("origin", &self.origin)
             .field("sha256", &self.sha256)
+            .field("contract", &self.contract())
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +72,12 @@ impl PluginHost {
         loaded: LoadedBytes<'_>,
     ) -> Result<MapperPlugin, PluginError> {
         let component = self.component(&loaded)?;
+        let version = contract::of(&component, &self.engine, "event-mapper").map_err(|found| {
+            PluginError::UnsupportedContract {
+                label: loaded.label.clone(),
+                found,
+            }
+        })?;
         let instance_pre =
             self.linker
                 .instantiate_pre(&component)
@@ -71,12 +85,13 @@ impl PluginHost {
                     label: loaded.label.clone(),
                     source,
                 })?;
-        let pre =
-            EventMapperPluginPre::new(instance_pre).map_err(|source| PluginError::WrongWorld {
+        let pre = MapperPre::new(version.unwrap_or(Contract::Current), instance_pre).map_err(
+            |source| PluginError::WrongWorld {
                 label: loaded.label.clone(),
                 world: WORLD,
                 source,
-            })?;
+            },
+        )?;
         let LoadedBytes {
             sha256,
             origin,
@@ -92,9 +107,7 @@ impl PluginHost {
             pre,
         };
         let info = self
-            .call_mapper(&plugin, |b, s| {
-                b.edge_runner_plugin_event_mapper().call_info(s)
-            })
+            .call_mapper(&plugin, |b, s| b.info(s))
             .map_err(|fault| PluginError::Info {
                 label: label.clone(),
                 fault,
@@ -125,18 +138,13 @@ impl PluginHost {
         plugin: &MapperPlugin,
         record: &wit::ExecutionRecord,
     ) -> Result<Result<wit::CloudEvent, String>, PluginFault> {
-        self.call_mapper(plugin, |b, s| {
-            b.edge_runner_plugin_event_mapper().call_to_event(s, record)
-        })
+        self.call_mapper(plugin, |b, s| b.to_event(s, record))
     }
 
     fn call_mapper<R>(
         &self,
         plugin: &MapperPlugin,
-        f: impl FnOnce(
-            &super::bindings::mapper::EventMapperPlugin,
-            &mut wasmtime::Store<store::PluginState>,
-        ) -> wasmtime::Result<R>,
+        f: impl FnOnce(&MapperInstance, &mut wasmtime::Store<store::PluginState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
         let mut store = store::new_store(&self.engine, &self.limits).map_err(|e| PluginFault {
             plugin: plugin.name.clone(),

@@ -10,6 +10,7 @@
 
 mod bindings;
 pub mod cache;
+pub mod contract;
 pub mod embedded;
 mod engine;
 pub mod mapper;
@@ -29,8 +30,8 @@ use std::path::{Path, PathBuf};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Trap};
 
-/// The WIT package version this host implements; a plugin built against another version
-/// does not export the expected interface names and is refused naming this one.
+/// The WIT package version this host implements (it also loads the previous one, adapted:
+/// see [`contract`]).
 pub const WIT_PACKAGE: &str = "edge-runner:plugin@0.2.0";
 
 /// Where a plugin came from.
@@ -134,6 +135,14 @@ pub enum PluginError {
         /// wasmtime's error for the missing exports.
         #[source]
         source: wasmtime::Error,
+    },
+    /// The component exports a contract interface under a version this host does not load.
+    #[error("plugin {label} was built for another version of the plugin contract: {found}")]
+    UnsupportedContract {
+        /// The plugin: `builtin:<name>` or its file's path.
+        label: String,
+        /// What it exports.
+        found: contract::Unsupported,
     },
     /// An unpinned file examined by `plugin check` implements neither plugin world.
     #[error(

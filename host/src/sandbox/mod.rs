@@ -59,7 +59,6 @@ mod output;
 pub mod plan;
 pub mod policy;
 mod posture;
-mod reaper;
 mod runsc;
 pub mod seccomp;
 mod state;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 /// How long a sandbox may survive SIGKILL before the runner gives up on it (it cannot,
 /// short of a kernel bug: this only bounds the wait).
-const HARD_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const HARD_WAIT: Duration = Duration::from_secs(10);
 /// How long output may keep arriving after the sandbox is gone (every writer is dead;
 /// this only bounds a kernel surprise).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);

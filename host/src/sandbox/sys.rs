@@ -267,6 +267,46 @@ pub(crate) fn set_parent_death_signal(signal: libc::c_int) -> SysResult<()> {
     prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0).map(drop)
 }
 
+/// Makes the calling process a child subreaper: orphaned descendants are reparented to it
+/// instead of the host's init.
+pub(crate) fn set_child_subreaper() -> SysResult<()> {
+    prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0).map(drop)
+}
+
+/// Ends the calling process the way a child with wait status `status` ended: `_exit` with
+/// its code, or death by its signal (with core dumps off and the signal's default action
+/// restored first). Never returns.
+pub(crate) fn exit_like(status: libc::c_int) -> ! {
+    if libc::WIFSIGNALED(status) {
+        let signal = libc::WTERMSIG(status);
+        let no_core = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: setrlimit, signal, sigprocmask and kill are async-signal-safe; the sets
+        // and the limit are valid for the calls. A signal that does not kill (it cannot
+        // happen for a status the kernel reported as a death by it) falls through to _exit.
+        unsafe {
+            libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+            libc::signal(signal, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            libc::kill(libc::getpid(), signal);
+        }
+        exit_now(128 + signal)
+    }
+    exit_now(libc::WEXITSTATUS(status))
+}
+
+/// `_exit(code)`: ends the process without unwinding, running destructors or atexit
+/// handlers (the state of a forked copy of a multi-threaded process is not to be touched).
+pub(crate) fn exit_now(code: libc::c_int) -> ! {
+    // SAFETY: _exit is async-signal-safe and does not return.
+    unsafe { libc::_exit(code) }
+}
+
 /// The calling thread's seccomp mode (0 off, 2 filter).
 pub(crate) fn seccomp_mode() -> SysResult<i32> {
     prctl(libc::PR_GET_SECCOMP, 0, 0)

@@ -37,10 +37,26 @@
 
 extern crate alloc;
 
+#[cfg(not(feature = "contract-0-1"))]
 #[allow(unsafe_code)]
 mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
+        world: "event-mapper-plugin",
+        generate_all,
+    });
+    use super::CloudEventsMapper;
+    export!(CloudEventsMapper with_types_in self);
+}
+
+/// The same mapper built against the previous contract (`wit/compat/0.1.0`, whose posture
+/// has no `seccomp-extra`, `landlock` or `cgroup`): the test fixture
+/// `cloudevents-mapper-contract-0-1` that shows a host still loads 0.1 plugins.
+#[cfg(feature = "contract-0-1")]
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/compat/0.1.0",
         world: "event-mapper-plugin",
         generate_all,
     });
@@ -194,9 +210,12 @@ fn posture(w: &mut JsonWriter, p: &SandboxPosture) {
     w.member_str_array("namespaces", p.namespaces.iter().map(String::as_str));
     w.member_str_array("capabilities", p.capabilities.iter().map(String::as_str));
     w.member_str("seccomp", &p.seccomp);
-    w.member_str_array("seccomp_extra", p.seccomp_extra.iter().map(String::as_str));
-    w.member_str("landlock", &p.landlock);
-    w.member_str("cgroup", &p.cgroup);
+    #[cfg(not(feature = "contract-0-1"))]
+    {
+        w.member_str_array("seccomp_extra", p.seccomp_extra.iter().map(String::as_str));
+        w.member_str("landlock", &p.landlock);
+        w.member_str("cgroup", &p.cgroup);
+    }
     w.member_str("apparmor", &p.apparmor);
     w.member_str("network", &p.network);
     w.member_uint("uid", u64::from(p.uid));

@@ -5,10 +5,25 @@
 
 extern crate alloc;
 
+#[cfg(not(feature = "contract-0-1"))]
 #[allow(unsafe_code)]
 mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
+        world: "verifier-plugin",
+        generate_all,
+    });
+    use super::Hs256;
+    export!(Hs256 with_types_in self);
+}
+
+/// The same plugin built against the previous contract (`wit/compat/0.1.0`): the test
+/// fixture `hs256-contract-0-1` that shows a host still loads 0.1 plugins.
+#[cfg(feature = "contract-0-1")]
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/compat/0.1.0",
         world: "verifier-plugin",
         generate_all,
     });

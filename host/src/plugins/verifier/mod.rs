@@ -6,8 +6,7 @@
 //! This module reports what a plugin answered; it does not pick keys or decide whether a
 //! task is accepted (that is `verify`).
 
-use super::bindings::verifier::exports::edge_runner::plugin::verifier as wit;
-use super::bindings::verifier::{VerifierPlugin as Bindings, VerifierPluginPre};
+use super::contract::{self, Contract, VerifierInstance, VerifierPre, verifier_wit as wit};
 use super::{
     FaultKind, LoadedBytes, Origin, PluginError, PluginFault, PluginHost, plugin_text, store,
 };
@@ -61,7 +60,14 @@ pub struct VerifierPlugin {
     pub(crate) sha256: String,
     /// The interfaces the component imports (empty for the `no_std` defaults).
     pub imports: Vec<String>,
-    pre: VerifierPluginPre<store::PluginState>,
+    pre: VerifierPre,
+}
+
+impl VerifierPlugin {
+    /// The contract version the plugin was built against (0.1 plugins are adapted).
+    pub fn contract(&self) -> Contract {
+        self.pre.contract()
+    }
 }
 
 impl fmt::Debug for VerifierPlugin {
@@ -73,6 +79,7 @@ impl fmt::Debug for VerifierPlugin {
             .field("origin", &self.origin)
             .field("sha256", &self.sha256)
             .field("imports", &self.imports)
+            .field("contract", &self.contract())
             .finish_non_exhaustive()
     }
 }
@@ -108,6 +115,12 @@ impl PluginHost {
         loaded: LoadedBytes<'_>,
     ) -> Result<VerifierPlugin, PluginError> {
         let component = self.component(&loaded)?;
+        let version = contract::of(&component, &self.engine, "verifier").map_err(|found| {
+            PluginError::UnsupportedContract {
+                label: loaded.label.clone(),
+                found,
+            }
+        })?;
         let imports = component
             .component_type()
             .imports(&self.engine)
@@ -120,12 +133,13 @@ impl PluginHost {
                     label: loaded.label.clone(),
                     source,
                 })?;
-        let pre =
-            VerifierPluginPre::new(instance_pre).map_err(|source| PluginError::WrongWorld {
+        let pre = VerifierPre::new(version.unwrap_or(Contract::Current), instance_pre).map_err(
+            |source| PluginError::WrongWorld {
                 label: loaded.label.clone(),
                 world: WORLD,
                 source,
-            })?;
+            },
+        )?;
         let mut plugin = VerifierPlugin {
             name: loaded.label.clone(),
             version: String::new(),
@@ -136,7 +150,7 @@ impl PluginHost {
             pre,
         };
         let info = self
-            .call(&plugin, |b, s| b.edge_runner_plugin_verifier().call_info(s))
+            .call(&plugin, |b, s| b.info(s))
             .map_err(|fault| PluginError::Info {
                 label: loaded.label.clone(),
                 fault,
@@ -198,7 +212,10 @@ impl PluginHost {
     fn call<R>(
         &self,
         plugin: &VerifierPlugin,
-        f: impl FnOnce(&Bindings, &mut wasmtime::Store<store::PluginState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(
+            &VerifierInstance,
+            &mut wasmtime::Store<store::PluginState>,
+        ) -> wasmtime::Result<R>,
     ) -> Result<R, PluginFault> {
         let mut store = store::new_store(&self.engine, &self.limits).map_err(|e| PluginFault {
             plugin: plugin.name.clone(),
@@ -219,10 +236,7 @@ impl PluginHost {
         members: &[(String, String)],
     ) -> Result<(), VerifyFailure> {
         let jwk = to_jwk(members);
-        match self.call(plugin, |b, s| {
-            b.edge_runner_plugin_verifier()
-                .call_validate_key(s, alg, &jwk)
-        }) {
+        match self.call(plugin, |b, s| b.validate_key(s, alg, &jwk)) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(VerifyFailure::KeyRefused(key_error_text(&e))),
             Err(fault) => Err(VerifyFailure::Fault(fault)),
@@ -239,10 +253,7 @@ impl PluginHost {
         signature: &[u8],
     ) -> Result<(), VerifyFailure> {
         let jwk = to_jwk(members);
-        let answer = self.call(plugin, |b, s| {
-            b.edge_runner_plugin_verifier()
-                .call_verify(s, alg, &jwk, signing_input, signature)
-        });
+        let answer = self.call(plugin, |b, s| b.verify(s, alg, &jwk, signing_input, signature));
         match answer {
             Ok(Ok(())) => Ok(()),
             Ok(Err(wit::VerifyError::Mismatch)) => Err(VerifyFailure::Mismatch),

@@ -34,6 +34,8 @@ pub struct CatalogueRow {
     pub backend: String,
     /// The plugin's version, when it was loaded.
     pub version: Option<String>,
+    /// The plugin contract version it was built against (embedded backends: the current).
+    pub contract: &'static str,
     /// `builtin` or `file:<path>`.
     pub origin: String,
     /// The component's digest (`sha256:<hex>`).
@@ -143,6 +145,7 @@ impl Verifiers {
                     algorithm: alg.to_owned(),
                     backend: p.name.clone(),
                     version: Some(p.version.clone()),
+                    contract: p.contract().version(),
                     origin: p.origin.to_string(),
                     sha256: p.sha256.clone(),
                     active: true,
@@ -160,6 +163,7 @@ impl Verifiers {
                     version: active
                         .filter(|p| is_active && p.origin == Origin::Builtin)
                         .map(|p| p.version.clone()),
+                    contract: super::super::contract::CURRENT,
                     origin: Origin::Builtin.to_string(),
                     sha256: b.sha256.to_owned(),
                     active: is_active,

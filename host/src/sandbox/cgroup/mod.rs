@@ -404,22 +404,10 @@ impl RunCgroup {
         }
     }
 
-    /// Kills what is left, reaps the runner's zombie children that belonged to the run
-    /// (see `reaper`) and removes the directories.
+    /// Kills what is left and removes the directories.
     pub fn remove(mut self) -> io::Result<()> {
         self.kill_all();
-        if let Some(suffix) = self.suffix() {
-            super::reaper::reap_run_orphans(&suffix);
-        }
         self.remove_dirs()
-    }
-
-    /// `/<parent>/<id>`: how the run cgroup ends in `/proc/<pid>/cgroup`.
-    fn suffix(&self) -> Option<String> {
-        let dir = self.dirs.first()?;
-        let id = dir.file_name()?.to_str()?;
-        let parent = dir.parent()?.file_name()?.to_str()?;
-        Some(format!("/{parent}/{id}"))
     }
 
     fn remove_dirs(&mut self) -> io::Result<()> {

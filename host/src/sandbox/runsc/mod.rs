@@ -3,12 +3,14 @@
 //! (`<state_dir>/sandbox/runsc`), no network, the bundle's seccomp rules loaded inside
 //! gVisor, runsc's own log in the run directory, the whole runsc process tree in the run's
 //! cgroup, under the AppArmor runsc profile when AppArmor is in force and with SIGKILL on
-//! the runner's death; supervise it (`supervise`: on timeout the tool gets SIGTERM, which
+//! the runner's death, and under a per-run reaper that collects every process of runsc's
+//! tree (`reaper`); supervise it (`supervise`: on timeout the tool gets SIGTERM, which
 //! runsc forwards, then everything in the cgroup SIGKILL); reap, collect, read how it
 //! ended, account, delete the container. [`delete_container`] also serves the sweep of a
 //! crashed runner's leftovers.
 
 pub(crate) mod bundle;
+mod reaper;
 
 use super::cgroup::{CgroupLimits, RunCgroup};
 use super::context::RunContext;
@@ -248,11 +250,15 @@ impl Drop for Guard {
     }
 }
 
-/// A started `runsc run` until it is reaped: dropping it early kills and reaps it.
+/// A started `runsc run` and its reaper, until the reaper is reaped: dropping it early
+/// kills the run and reaps the reaper.
 struct Container {
     guard: Option<Guard>,
-    pid: nix::unistd::Pid,
-    pidfd: OwnedFd,
+    /// runsc itself: watched and signalled through its pidfd, reaped by the reaper.
+    runsc: OwnedFd,
+    /// The runner's child, whose wait status is runsc's.
+    reaper: nix::unistd::Pid,
+    reaper_fd: OwnedFd,
 }
 
 impl Container {
@@ -301,53 +307,72 @@ impl Container {
             })?),
             None => None,
         };
+        let pid_pipe = reaper::PidPipe::new().map_err(errno_err("create a pipe"))?;
         before_exec(
             &mut cmd,
+            pid_pipe.write_fd(),
             join.iter().map(|f| f.as_raw_fd()).collect(),
             apparmor,
         );
         let child = cmd.spawn().map_err(io_err("start runsc"))?;
         drop((join, cmd));
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let reaper = nix::unistd::Pid::from_raw(child.id() as i32);
+        // The reaper's pidfd, runsc's pid from the reaper, and a pidfd for runsc (runsc is
+        // the reaper's child and is not reaped before it exits, so its pid cannot be
+        // recycled under this pidfd).
+        let watched = sys::pidfd_open(reaper)
+            .map_err(errno_err("watch runsc's reaper"))
+            .and_then(|reaper_fd| {
+                let pid = pid_pipe.read_pid().map_err(io_err("start runsc"))?;
+                let runsc_fd = sys::pidfd_open(pid).map_err(errno_err("watch runsc"))?;
+                Ok((reaper_fd, pid, runsc_fd))
+            });
+        let (reaper_fd, runsc, runsc_fd) = match watched {
+            Ok(w) => w,
+            Err(e) => {
+                // Nothing to watch it through: kill the run now, reap the reaper by pid.
+                guard.kill_all();
+                let _ = nix::sys::signal::kill(reaper, nix::sys::signal::Signal::SIGKILL);
+                let _ = sys::wait4(reaper);
+                return Err(e);
+            }
+        };
+        // From here on, dropping the container kills the run and reaps the reaper.
+        let container = Container {
+            guard: Some(guard),
+            runsc: runsc_fd,
+            reaper,
+            reaper_fd,
+        };
         // runsc has exec'd (spawn returns after the exec): confirm from the kernel that it
         // runs under its profile (issue 12), so `enforced:<profile>` is the kernel's word.
         // /proc/<pid> stays until runsc is reaped, so an unreadable label refuses too.
-        let confined = match &ctx.plan.apparmor_profile {
-            Some(p) => super::apparmor::confirm_current(pid.as_raw(), p),
-            None => Ok(()),
-        };
-        if let Err(e) = confined {
-            guard.kill_all();
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = sys::wait4(pid);
+        if let Some(p) = &ctx.plan.apparmor_profile
+            && let Err(e) = super::apparmor::confirm_current(runsc.as_raw(), p)
+        {
             return Err(SandboxError::Refused(crate::reason::Refusal::new(
                 crate::reason::Reason::PostureMismatch,
                 format!("runsc came up with {e}; the task was not started"),
             )));
         }
-        match sys::pidfd_open(pid) {
-            Ok(pidfd) => Ok((
-                Container {
-                    guard: Some(guard),
-                    pid,
-                    pidfd,
-                },
-                [stdin_w, stdout_r, stderr_r],
-            )),
-            Err(e) => {
-                // No pidfd to watch it through: kill it now, reap it by pid.
-                guard.kill_all();
-                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-                let _ = sys::wait4(pid);
-                Err(errno_err("watch runsc")(e))
-            }
-        }
+        Ok((container, [stdin_w, stdout_r, stderr_r]))
     }
 
-    /// Reaps runsc (which has exited) and kills what its sandbox may have left; returns
-    /// its wait status, its rusage and the guard, which still owns the cgroup.
+    /// Waits (bounded) for the reaper to finish collecting runsc's tree, killing it if it
+    /// does not, and reaps it.
+    fn reap_reaper(&self) -> Result<sys::Reaped, SandboxError> {
+        let fd = self.reaper_fd.as_fd();
+        if !wait_readable(fd, supervise::HARD_WAIT) {
+            tracing::warn!("runsc's tree outlived runsc by {:?}", supervise::HARD_WAIT);
+            let _ = sys::pidfd_send_signal(fd, libc::SIGKILL);
+        }
+        sys::wait4(self.reaper).map_err(errno_err("reap runsc"))
+    }
+
+    /// After runsc exited: kills what its sandbox may have left, waits for the reaper to
+    /// collect the whole tree and reaps it; returns runsc's wait status, the tree's rusage
+    /// and the guard, which still owns the cgroup.
     fn reap(mut self) -> Result<(i32, sys::Reaped, Guard), SandboxError> {
-        let reaped = sys::wait4(self.pid).map_err(errno_err("reap runsc"))?;
         let guard = self.guard.take().ok_or_else(|| SandboxError::Runsc {
             message: "the run's guard was already taken".into(),
         })?;
@@ -355,25 +380,26 @@ impl Container {
         if let Some(c) = &guard.cgroup {
             c.kill_all();
         }
+        let reaped = self.reap_reaper()?;
         Ok((reaped.status, reaped, guard))
     }
 }
 
 impl Supervised for Container {
     fn pidfd(&self) -> BorrowedFd<'_> {
-        self.pidfd.as_fd()
+        self.runsc.as_fd()
     }
 
     /// runsc forwards SIGTERM to the container's init.
     fn terminate(&self) {
-        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM);
+        let _ = sys::pidfd_send_signal(self.runsc.as_fd(), libc::SIGTERM);
     }
 
     fn kill(&self) {
         if let Some(g) = &self.guard {
             g.kill_all();
         }
-        let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        let _ = sys::pidfd_send_signal(self.runsc.as_fd(), libc::SIGKILL);
     }
 
     fn describe(&self) -> &'static str {
@@ -385,15 +411,33 @@ impl Drop for Container {
     fn drop(&mut self) {
         if self.guard.is_some() {
             self.kill();
-            let _ = sys::wait4(self.pid);
+            let _ = self.reap_reaper();
         }
     }
 }
 
-/// Between fork and exec of runsc (one thread: see `cgroup::JOIN_FILE_V1`): join the
-/// cgroup, die with the runner, enter the profile. Allocation-free.
-fn before_exec(cmd: &mut Command, join: Vec<i32>, apparmor: Option<CString>) {
+/// Whether `fd` (a pidfd) turns readable within `limit`.
+fn wait_readable(fd: BorrowedFd<'_>, limit: std::time::Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], ms) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) => return false,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Between fork and exec of runsc: fork the run's reaper (`reaper`; runsc is its child),
+/// then, in runsc only (one thread: see `cgroup::JOIN_FILE_V1`), join the cgroup, die with
+/// the reaper, enter the profile. Allocation-free.
+fn before_exec(cmd: &mut Command, pid_w: i32, join: Vec<i32>, apparmor: Option<CString>) {
     sys::before_exec(cmd, move || {
+        reaper::fork_reaper(pid_w)?;
         for fd in &join {
             sys::write_all(*fd, b"0")?;
         }
