@@ -30,9 +30,13 @@ fn stderr(o: &Output) -> String {
 }
 
 fn check_report(dir: &Path, plugin: &Path) -> (Option<i32>, Value) {
-    let o = run(dir, "", &["plugin", "check", plugin.to_str().unwrap(), "--json"]);
-    let report = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+    let o = run(
+        dir,
+        "",
+        &["plugin", "check", plugin.to_str().unwrap(), "--json"],
+    );
+    let report =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
     (o.status.code(), report)
 }
 
@@ -66,8 +70,14 @@ fn a_previous_contract_verifier_and_mapper_serve_a_real_task() {
     let d = dir.path();
     let config = format!(
         "{}{}",
-        pin("plugins.verifiers.HS256", &fixture_path("hs256-contract-0-1")),
-        pin("plugins.mapper", &fixture_path("cloudevents-mapper-contract-0-1"))
+        pin(
+            "plugins.verifiers.HS256",
+            &fixture_path("hs256-contract-0-1")
+        ),
+        pin(
+            "plugins.mapper",
+            &fixture_path("cloudevents-mapper-contract-0-1")
+        )
     );
     let o = run(d, &config, &["plugins", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -78,14 +88,21 @@ fn a_previous_contract_verifier_and_mapper_serve_a_real_task() {
         .find(|p| p["algorithm"] == "HS256" && p["active"] == true)
         .unwrap();
     assert_eq!(hs["contract"], "0.1.0", "{hs:#}");
-    assert!(hs["origin"].as_str().unwrap().starts_with("file:"), "{hs:#}");
+    assert!(
+        hs["origin"].as_str().unwrap().starts_with("file:"),
+        "{hs:#}"
+    );
     let mapper = rows.iter().find(|p| p["kind"] == "mapper").unwrap();
     assert_eq!(mapper["contract"], "0.1.0", "{mapper:#}");
     let es = rows.iter().find(|p| p["algorithm"] == "ES256").unwrap();
     assert_eq!(es["contract"], "0.2.0", "{es:#}");
 
     // A real HS256 task verifies through the 0.1 verifier, and a forged one is refused.
-    let o = run(d, &config, &["keys", "generate", "--alg", "HS256", "--kid", "k1"]);
+    let o = run(
+        d,
+        &config,
+        &["keys", "generate", "--alg", "HS256", "--kid", "k1"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let manifest = serde_json::json!({
         "manifest_version": "1",
@@ -96,7 +113,16 @@ fn a_previous_contract_verifier_and_mapper_serve_a_real_task() {
     let o = run(
         d,
         &config,
-        &["manifest", "sign", "--fill", "--key", "signing-key.jwk", "--aud", "edge-7", "m.json"],
+        &[
+            "manifest",
+            "sign",
+            "--fill",
+            "--key",
+            "signing-key.jwk",
+            "--aud",
+            "edge-7",
+            "m.json",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     std::fs::write(d.join("task.jws"), &o.stdout).unwrap();
@@ -106,7 +132,11 @@ fn a_previous_contract_verifier_and_mapper_serve_a_real_task() {
     let token = token.trim();
     let (head, sig) = token.rsplit_once('.').unwrap();
     let flipped = if sig.starts_with('A') { 'B' } else { 'A' };
-    std::fs::write(d.join("forged.jws"), format!("{head}.{flipped}{}", &sig[1..])).unwrap();
+    std::fs::write(
+        d.join("forged.jws"),
+        format!("{head}.{flipped}{}", &sig[1..]),
+    )
+    .unwrap();
     let o = run(d, &config, &["verify", "--keys", "keys.json", "forged.jws"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
@@ -145,7 +175,10 @@ fn plugin_wit_publishes_the_contracts_the_host_loads() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let o = run(dir.path(), "", &["plugin", "wit"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(o.stdout, std::fs::read(root.join("wit/plugin.wit")).unwrap());
+    assert_eq!(
+        o.stdout,
+        std::fs::read(root.join("wit/plugin.wit")).unwrap()
+    );
     let o = run(dir.path(), "", &["plugin", "wit", "--version", "0.1.0"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(

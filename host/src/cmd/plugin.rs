@@ -210,7 +210,11 @@ fn new(args: NewArgs) -> CmdResult {
     }
     let (source, cargo, readme) = match args.kind {
         TemplateKind::Verifier => (TEMPLATE_VERIFIER, TEMPLATE_CARGO, TEMPLATE_README),
-        TemplateKind::Mapper => (TEMPLATE_MAPPER, TEMPLATE_MAPPER_CARGO, TEMPLATE_MAPPER_README),
+        TemplateKind::Mapper => (
+            TEMPLATE_MAPPER,
+            TEMPLATE_MAPPER_CARGO,
+            TEMPLATE_MAPPER_README,
+        ),
     };
     let root = args.dir.join(&args.name);
     if root.exists() {
@@ -254,4 +258,3 @@ fn new(args: NewArgs) -> CmdResult {
     .map_err(|e| Failure::Runner(anyhow::Error::new(e).context("failed to write to stdout")))?;
     Ok(Exit::Ok)
 }
-

@@ -99,10 +99,16 @@ fn semver_minor(version: &str) -> Option<(u64, u64)> {
     let mut parts = core.split('.');
     let number = |p: Option<&str>| -> Option<u64> {
         let p = p?;
-        (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0')))
-            .then(|| p.parse().ok())?
+        (!p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p == "0" || !p.starts_with('0')))
+        .then(|| p.parse().ok())?
     };
-    let (major, minor, _patch) = (number(parts.next())?, number(parts.next())?, number(parts.next())?);
+    let (major, minor, _patch) = (
+        number(parts.next())?,
+        number(parts.next())?,
+        number(parts.next())?,
+    );
     parts.next().is_none().then_some((major, minor))
 }
 
@@ -216,9 +222,9 @@ impl VerifierInstance {
         jwk: &verifier_wit::Jwk,
     ) -> wasmtime::Result<Result<(), verifier_wit::KeyError>> {
         match self {
-            VerifierInstance::Current(b) => {
-                b.edge_runner_plugin_verifier().call_validate_key(s, alg, jwk)
-            }
+            VerifierInstance::Current(b) => b
+                .edge_runner_plugin_verifier()
+                .call_validate_key(s, alg, jwk),
             VerifierInstance::V0_1(b) => Ok(b
                 .edge_runner_plugin_verifier()
                 .call_validate_key(s, alg, &old::jwk(jwk))?
@@ -235,9 +241,10 @@ impl VerifierInstance {
         signature: &[u8],
     ) -> wasmtime::Result<Result<(), verifier_wit::VerifyError>> {
         match self {
-            VerifierInstance::Current(b) => b
-                .edge_runner_plugin_verifier()
-                .call_verify(s, alg, jwk, signing_input, signature),
+            VerifierInstance::Current(b) => {
+                b.edge_runner_plugin_verifier()
+                    .call_verify(s, alg, jwk, signing_input, signature)
+            }
             VerifierInstance::V0_1(b) => Ok(b
                 .edge_runner_plugin_verifier()
                 .call_verify(s, alg, &old::jwk(jwk), signing_input, signature)?
@@ -247,7 +254,10 @@ impl VerifierInstance {
 }
 
 impl MapperInstance {
-    pub(crate) fn info(&self, s: &mut Store<PluginState>) -> wasmtime::Result<mapper_wit::MapperInfo> {
+    pub(crate) fn info(
+        &self,
+        s: &mut Store<PluginState>,
+    ) -> wasmtime::Result<mapper_wit::MapperInfo> {
         match self {
             MapperInstance::Current(b) => b.edge_runner_plugin_event_mapper().call_info(s),
             MapperInstance::V0_1(b) => Ok(old::mapper_info(
@@ -262,7 +272,9 @@ impl MapperInstance {
         record: &mapper_wit::ExecutionRecord,
     ) -> wasmtime::Result<Result<mapper_wit::CloudEvent, String>> {
         match self {
-            MapperInstance::Current(b) => b.edge_runner_plugin_event_mapper().call_to_event(s, record),
+            MapperInstance::Current(b) => {
+                b.edge_runner_plugin_event_mapper().call_to_event(s, record)
+            }
             MapperInstance::V0_1(b) => Ok(b
                 .edge_runner_plugin_event_mapper()
                 .call_to_event(s, &old::record(record))?
@@ -285,7 +297,7 @@ mod old {
             algorithms: i
                 .algorithms
                 .into_iter()
-                .map(|a| new_v::AlgorithmInfo {
+                .map(|a| new_v::Algorithm {
                     name: a.name,
                     key_type: a.key_type,
                     curve: a.curve,
@@ -440,7 +452,9 @@ mod tests {
         assert_eq!(semver_minor("0.2.17"), Some((0, 2)));
         assert_eq!(semver_minor("0.1.0-rc.1+build.5"), Some((0, 1)));
         assert_eq!(semver_minor("1.0.0"), Some((1, 0)));
-        for bad in ["", "0.2", "0.2.0.1", "00.2.0", "0.02.0", "a.b.c", "0..0", "0.2.x"] {
+        for bad in [
+            "", "0.2", "0.2.0.1", "00.2.0", "0.02.0", "a.b.c", "0..0", "0.2.x",
+        ] {
             assert_eq!(semver_minor(bad), None, "{bad:?}");
         }
     }

@@ -253,7 +253,9 @@ impl PluginHost {
         signature: &[u8],
     ) -> Result<(), VerifyFailure> {
         let jwk = to_jwk(members);
-        let answer = self.call(plugin, |b, s| b.verify(s, alg, &jwk, signing_input, signature));
+        let answer = self.call(plugin, |b, s| {
+            b.verify(s, alg, &jwk, signing_input, signature)
+        });
         match answer {
             Ok(Ok(())) => Ok(()),
             Ok(Err(wit::VerifyError::Mismatch)) => Err(VerifyFailure::Mismatch),
