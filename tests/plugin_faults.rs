@@ -175,16 +175,36 @@ fn garbage_files_and_wrong_worlds_refuse_to_load() {
         err.contains("verifier-plugin") && err.contains("edge-runner:plugin@0.2.0"),
         "{err}"
     );
-    // A component exporting the interface from another package version.
-    let old = r#"(component
-        (core module $m (func (export "f")))
-        (core instance $i (instantiate $m))
-        (func $f (canon lift (core func $i "f")))
-        (instance $v (export "info" (func $f)))
-        (export "edge-runner:plugin/verifier@0.0.9" (instance $v)))"#;
-    let (_d, p) = write_temp(&wat::parse_str(old).unwrap());
+    // A component exporting the interface from a package version this host does not
+    // load: refused naming that version and the supported ones (plugins::contract).
+    let exporting = |name: &str| {
+        format!(
+            r#"(component
+                (core module $m (func (export "f")))
+                (core instance $i (instantiate $m))
+                (func $f (canon lift (core func $i "f")))
+                (instance $v (export "info" (func $f)))
+                (export "{name}" (instance $v)))"#
+        )
+    };
+    let (_d, p) =
+        write_temp(&wat::parse_str(exporting("edge-runner:plugin/verifier@0.0.9")).unwrap());
     let err = verifiers_with("HS256", &p, PluginLimits::default()).unwrap_err();
-    assert!(err.contains("edge-runner:plugin@0.2.0"), "{err}");
+    assert!(
+        err.contains("edge-runner:plugin/verifier@0.0.9")
+            && err.contains("0.2.x (current) and 0.1.x"),
+        "{err}"
+    );
+    // The right names with the wrong shape: a world mismatch, for either loadable version.
+    for version in ["0.2.0", "0.1.0"] {
+        let name = format!("edge-runner:plugin/verifier@{version}");
+        let (_d, p) = write_temp(&wat::parse_str(exporting(&name)).unwrap());
+        let err = verifiers_with("HS256", &p, PluginLimits::default()).unwrap_err();
+        assert!(
+            err.contains("does not implement world `verifier-plugin`"),
+            "{version}: {err}"
+        );
+    }
 }
 
 #[test]
