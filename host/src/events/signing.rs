@@ -30,8 +30,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
-/// The extension attribute that carries the signature; only the host may set it.
-pub const SIGNATURE_EXTENSION: &str = "runnersig";
+pub use super::validate::SIGNATURE_EXTENSION;
 /// The `typ` of an event signature, so that a task signature can never pass as one.
 pub const EVENT_JWS_TYP: &str = "edge-runner-event+jws";
 /// The longest event id the host chooses (a UUID) and a manifest digest, for the size

@@ -23,6 +23,9 @@ pub use syntax::{
 
 /// The extension flag only the host may set (on its fallback events).
 pub const MAPPER_FAILED_EXTENSION: &str = "mapperfailed";
+/// The extension attribute that carries the runner's event signature (`events::signing`);
+/// only the host may set it, so a mapper's event that names it is refused.
+pub const SIGNATURE_EXTENSION: &str = "runnersig";
 /// Nesting allowed in event data.
 const MAX_DATA_DEPTH: usize = 64;
 
@@ -236,7 +239,7 @@ pub(crate) fn build(mapped: MappedEvent, expect: &Expect<'_>) -> Result<Checked,
     }
     let mut seen = std::collections::HashSet::new();
     for (name, value) in mapped.extensions {
-        if name == MAPPER_FAILED_EXTENSION || name == super::signing::SIGNATURE_EXTENSION {
+        if name == MAPPER_FAILED_EXTENSION || name == SIGNATURE_EXTENSION {
             return Err(InvalidEvent::ExtensionReserved(name));
         }
         check_extension_name(&name)?;
