@@ -7,12 +7,12 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-struct Env {
+pub(crate) struct Env {
     dir: tempfile::TempDir,
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
         };
@@ -25,7 +25,7 @@ impl Env {
         env
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
@@ -38,13 +38,13 @@ impl Env {
         c
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         self.cmd(args).output().unwrap()
     }
 
     /// Generates keys for `alg` and signs a valid manifest for task `task_id` into
     /// task.jws (nonce and times filled in by `manifest sign --fill`).
-    fn signed(&self, alg: &str, task_id: &str) -> PathBuf {
+    pub(crate) fn signed(&self, alg: &str, task_id: &str) -> PathBuf {
         let o = self.run(&["keys", "generate", "--alg", alg, "--kid", "k1"]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let manifest = serde_json::json!({

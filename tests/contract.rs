@@ -98,46 +98,23 @@ fn a_previous_contract_verifier_and_mapper_serve_a_real_task() {
     assert_eq!(es["contract"], "0.2.0", "{es:#}");
 
     // A real HS256 task verifies through the 0.1 verifier, and a forged one is refused.
-    let o = run(
-        d,
-        &config,
-        &["keys", "generate", "--alg", "HS256", "--kid", "k1"],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    let manifest = serde_json::json!({
-        "manifest_version": "1",
-        "task_context": {"task_id": "t-old-contract", "tenant_id": "acme"},
-        "tool_sha256": format!("sha256:{}", "ab".repeat(32)),
-    });
-    std::fs::write(d.join("m.json"), manifest.to_string()).unwrap();
-    let o = run(
-        d,
-        &config,
-        &[
-            "manifest",
-            "sign",
-            "--fill",
-            "--key",
-            "signing-key.jwk",
-            "--aud",
-            "edge-7",
-            "m.json",
-        ],
-    );
-    assert!(o.status.success(), "{}", stderr(&o));
-    std::fs::write(d.join("task.jws"), &o.stdout).unwrap();
-    let o = run(d, &config, &["verify", "--keys", "keys.json", "task.jws"]);
+    let env = crate::cli_verify::Env::new();
+    let state = env.path("state");
+    std::fs::write(
+        env.path("config.toml"),
+        format!("state_dir = {state:?}\n{config}"),
+    )
+    .unwrap();
+    let task = env.signed("HS256", "t-old-contract");
+    let o = env.run(&["verify", "--keys", "keys.json", task.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let token = std::fs::read_to_string(d.join("task.jws")).unwrap();
+    let token = std::fs::read_to_string(&task).unwrap();
     let token = token.trim();
     let (head, sig) = token.rsplit_once('.').unwrap();
     let flipped = if sig.starts_with('A') { 'B' } else { 'A' };
-    std::fs::write(
-        d.join("forged.jws"),
-        format!("{head}.{flipped}{}", &sig[1..]),
-    )
-    .unwrap();
-    let o = run(d, &config, &["verify", "--keys", "keys.json", "forged.jws"]);
+    let forged = env.path("forged.jws");
+    std::fs::write(&forged, format!("{head}.{flipped}{}", &sig[1..])).unwrap();
+    let o = env.run(&["verify", "--keys", "keys.json", forged.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
 
